@@ -1,0 +1,107 @@
+"""The model bundle contract between export (writes) and serve/bench (read).
+
+A model repository holds ``<repository>/<name>/<variant>/`` folders (compare Triton's
+``<repository>/<model>/<version>/``), each with ``model.onnx`` (plus ``model.onnx_data`` when the weights
+live outside the protobuf), the tokenizer files (``tokenizer.json`` at least) and ``bundle.json``.
+Pure Python: the serving image reads bundles without torch.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from xstilts.errors import XstiltsError
+
+BUNDLE_FILE = "bundle.json"
+MODEL_FILE = "model.onnx"
+TOKENIZER_FILE = "tokenizer.json"
+SCHEMA = "xstilts.bundle/1"
+KINDS = ("pair_classification", "single_classification", "multiple_choice")
+
+
+@dataclass
+class TensorSpec:
+    """An ONNX graph input or output: name, element type and shape with named dynamic axes."""
+
+    name: str
+    dtype: str
+    shape: list[str | int]
+
+
+@dataclass
+class BundleManifest:
+    """Everything a server needs to know about one exported variant, plus where it came from."""
+
+    name: str
+    variant: str
+    task: str
+    kind: str
+    labels: list[str]
+    languages: list[str]
+    max_length: int
+    inputs: list[TensorSpec]
+    outputs: list[TensorSpec]
+    opset: int
+    precision: str  # fp32 | int8 | fp16
+    optimization: str | None = None  # None | O1..O4
+    execution: dict[str, Any] = field(default_factory=dict)  # provider settings, e.g. {"tensorrt": {...}}
+    files: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> {"sha256", "bytes"}
+    lineage: dict[str, Any] = field(default_factory=dict)
+    parity: dict[str, Any] = field(default_factory=dict)
+    created: str = ""
+    xstilts_version: str = ""
+    schema: str = SCHEMA
+
+    @property
+    def num_labels(self) -> int:
+        return len(self.labels)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any], where: str = "bundle.json") -> BundleManifest:
+        if data.get("schema") != SCHEMA:
+            raise XstiltsError(f"{where}: schema {data.get('schema')!r} is not {SCHEMA!r}")
+        try:
+            data = dict(data)
+            data["inputs"] = [TensorSpec(**t) for t in data["inputs"]]
+            data["outputs"] = [TensorSpec(**t) for t in data["outputs"]]
+            manifest = cls(**data)
+        except (KeyError, TypeError) as exc:
+            raise XstiltsError(f"{where}: not a valid bundle manifest ({exc})") from None
+        if manifest.kind not in KINDS:
+            raise XstiltsError(f"{where}: kind {manifest.kind!r} is not one of {', '.join(KINDS)}")
+        if not manifest.labels:
+            raise XstiltsError(f"{where}: no labels")
+        return manifest
+
+
+def load_manifest(folder: Path) -> BundleManifest:
+    """Read and validate ``folder/bundle.json`` and check the files it names are there."""
+    path = folder / BUNDLE_FILE
+    if not path.is_file():
+        raise XstiltsError(f"{folder} is not a model bundle: it has no {BUNDLE_FILE}")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise XstiltsError(f"{path} is not JSON: {exc}") from None
+    manifest = BundleManifest.from_json(data, str(path))
+    for required in (MODEL_FILE, TOKENIZER_FILE):
+        if not (folder / required).is_file():
+            raise XstiltsError(f"bundle {folder} is missing {required}")
+    return manifest
+
+
+def list_bundles(repository: Path) -> dict[str, dict[str, Path]]:
+    """Every bundle folder of a repository: ``{name: {variant: folder}}``."""
+    if not repository.is_dir():
+        raise XstiltsError(f"model repository {repository} does not exist")
+    found: dict[str, dict[str, Path]] = {}
+    for manifest in sorted(repository.glob(f"*/*/{BUNDLE_FILE}")):
+        folder = manifest.parent
+        found.setdefault(folder.parent.name, {})[folder.name] = folder
+    return found

@@ -1,0 +1,34 @@
+"""Tasks: the registry, loaders and zero-shot protocol shared by every stage (pure Python, no torch)."""
+
+from xstilts.tasks.loading import (
+    file_sha256,
+    get_split,
+    get_task,
+    load_examples,
+    resolve_languages,
+    sample,
+    sample_items,
+    split_files,
+)
+from xstilts.tasks.protocol import ZERO_SHOT, ZeroShot, check_no_leak
+from xstilts.tasks.registry import TASKS
+from xstilts.tasks.types import Example, Split, Task, TaskKind
+
+__all__ = [
+    "TASKS",
+    "ZERO_SHOT",
+    "Example",
+    "Split",
+    "Task",
+    "TaskKind",
+    "ZeroShot",
+    "check_no_leak",
+    "file_sha256",
+    "get_split",
+    "get_task",
+    "load_examples",
+    "resolve_languages",
+    "sample",
+    "sample_items",
+    "split_files",
+]

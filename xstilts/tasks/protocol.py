@@ -1,0 +1,57 @@
+"""The zero-shot protocol: which English data trains a target task, which split evaluates it, and the leak check.
+
+XNLI and PAWS-X dev rows in every language are translations of the same English items (likewise XCOPA of
+COPA's validation set). Examples carry the id of their underlying item, so a leak is an item id that is both
+trained on (in any language, in any phase) and evaluated.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from xstilts.errors import XstiltsError
+
+
+@dataclass(frozen=True)
+class ZeroShot:
+    """English training data and the evaluation split of a cross-lingual target task."""
+
+    target: str
+    train_task: str
+    train_split: str
+    eval_split: str
+    note: str
+
+
+ZERO_SHOT: dict[str, ZeroShot] = {
+    z.target: z
+    for z in (
+        ZeroShot("xnli", "mnli", "train", "test", "train on English MNLI; evaluate XNLI test in 15 languages"),
+        ZeroShot(
+            "pawsx",
+            "pawsx",
+            "zs-train",
+            "zs-eval",
+            "train on English PAWS-X dev items of hash half 0; evaluate half 1 in 7 languages",
+        ),
+        ZeroShot(
+            "xcopa",
+            "xcopa",
+            "train",
+            "val",
+            "train on English COPA train; evaluate COPA val (en) and its XCOPA translations",
+        ),
+    )
+}
+
+
+def check_no_leak(trained_uids: Iterable[str], evaluated_uids: Iterable[str], where: str) -> None:
+    """Fail if any evaluated item (in any language) was trained on (in any language)."""
+    shared = set(trained_uids) & set(evaluated_uids)
+    if shared:
+        sample = ", ".join(sorted(shared)[:3])
+        raise XstiltsError(
+            f"{where}: {len(shared)} evaluated items are translations of trained items (e.g. {sample}); "
+            "train on a different split or task"
+        )

@@ -1,0 +1,198 @@
+"""The task registry: every task xstilts knows, where its files are, and how to read them."""
+
+from __future__ import annotations
+
+from functools import partial
+
+from xstilts.tasks import parsers
+from xstilts.tasks.parsers import NLI_LABELS, in_half
+from xstilts.tasks.types import Split, Task, TaskKind
+
+XNLI_LANGUAGES = ("en", "ar", "bg", "de", "el", "es", "fr", "hi", "ru", "sw", "th", "tr", "ur", "vi", "zh")
+PAWSX_LANGUAGES = ("en", "de", "es", "fr", "ja", "ko", "zh")
+XCOPA_LANGUAGES = ("et", "ht", "id", "it", "qu", "sw", "ta", "th", "tr", "vi", "zh")
+EN = ("en",)
+
+# PAWS-X has no English training set here. Its dev rows are translations of the same English pairs, so the
+# zero-shot protocol splits the items by a hash of their id: English items of half 0 train, every language's
+# items of half 1 evaluate. No evaluated item is a translation of a trained one.
+_PAWSX_DEV_LAYOUTS = ("pawsx/xtreme_format/dev-{lang}.tsv", "pawsx/dev-{lang}.tsv")
+
+
+def _pawsx_half(half: int):
+    return partial(lambda h, example: in_half(example.uid, h), half)
+
+
+TASKS: dict[str, Task] = {
+    task.name: task
+    for task in (
+        Task(
+            name="xnli",
+            kind=TaskKind.PAIR,
+            labels=NLI_LABELS,
+            splits={
+                "dev": Split(
+                    XNLI_LANGUAGES,
+                    ("xnli/labeled/dev-{lang}.tsv", "xnli/xtreme_format/dev-{lang}.tsv", "xnli/dev-{lang}.tsv"),
+                    parsers.xnli("xnli-dev"),
+                ),
+                "test": Split(
+                    XNLI_LANGUAGES, ("xnli/labeled/test-{lang}.tsv", "xnli/test-{lang}.tsv"), parsers.xnli("xnli-test")
+                ),
+            },
+            train_split="",
+            eval_split="test",
+            description="Cross-lingual NLI: MNLI-style premise/hypothesis pairs translated into 14 languages",
+            license="CC BY-NC 4.0",
+        ),
+        Task(
+            name="pawsx",
+            kind=TaskKind.PAIR,
+            labels=("different", "paraphrase"),
+            splits={
+                "dev": Split(PAWSX_LANGUAGES, _PAWSX_DEV_LAYOUTS, parsers.pawsx("pawsx-dev")),
+                "zs-train": Split(
+                    EN,
+                    _PAWSX_DEV_LAYOUTS,
+                    parsers.pawsx("pawsx-dev"),
+                    keep=_pawsx_half(0),
+                    note="English dev items whose id hashes to half 0",
+                ),
+                "zs-eval": Split(
+                    PAWSX_LANGUAGES,
+                    _PAWSX_DEV_LAYOUTS,
+                    parsers.pawsx("pawsx-dev"),
+                    keep=_pawsx_half(1),
+                    note="dev items of half 1, every language",
+                ),
+            },
+            train_split="zs-train",
+            eval_split="zs-eval",
+            description="Cross-lingual paraphrase adversaries from word scrambling (PAWS translated)",
+            license="free use with credit to Google",
+        ),
+        Task(
+            name="xcopa",
+            kind=TaskKind.MULTIPLE_CHOICE,
+            labels=("choice1", "choice2"),
+            splits={
+                "train": Split(
+                    EN, ("copa/xtreme_format/train-en.jsonl", "copa/train.jsonl"), parsers.copa("copa-train")
+                ),
+                "val": Split(
+                    EN + XCOPA_LANGUAGES,
+                    ("xcopa/{lang}/val.{lang}.jsonl",),
+                    parsers.copa("copa-val"),
+                    language_layouts={"en": ("copa/xtreme_format/val-en.jsonl", "copa/val.jsonl")},
+                    note="English is COPA's validation set, of which XCOPA's are translations",
+                ),
+            },
+            train_split="train",
+            eval_split="val",
+            description="Causal commonsense reasoning (COPA) in 11 languages; English COPA to train",
+            license="CC BY 4.0 (XCOPA), BSD-2 (COPA)",
+        ),
+        Task(
+            name="mnli",
+            kind=TaskKind.PAIR,
+            labels=NLI_LABELS,
+            splits={
+                "train": Split(EN, ("mnli/glue_pretrain_subset/train.json",), parsers.glue_json("mnli", NLI_LABELS)),
+                "dev": Split(EN, ("mnli/glue_pretrain_subset/dev.json",), parsers.glue_json("mnli-dev", NLI_LABELS)),
+            },
+            train_split="train",
+            eval_split="dev",
+            description="MultiNLI (a 9,999-pair subset of its train split: small-budget results only)",
+            license="mixed (OANC based)",
+        ),
+        Task(
+            name="qqp",
+            kind=TaskKind.PAIR,
+            labels=("not_duplicate", "duplicate"),
+            splits={
+                split: Split(
+                    EN,
+                    (f"qqp/glue_pretrain_subset/{split}.json",),
+                    parsers.glue_json(
+                        f"qqp-{split}", ("not_duplicate", "duplicate"), {"0": "not_duplicate", "1": "duplicate"}
+                    ),
+                )
+                for split in ("train", "dev")
+            },
+            train_split="train",
+            eval_split="dev",
+            description="Quora Question Pairs (a subset)",
+            license="Quora terms",
+        ),
+        Task(
+            name="snli",
+            kind=TaskKind.PAIR,
+            labels=NLI_LABELS,
+            splits={
+                split: Split(
+                    EN, (f"snli/glue_pretrain_subset/{split}.json",), parsers.glue_json(f"snli-{split}", NLI_LABELS)
+                )
+                for split in ("train", "dev")
+            },
+            train_split="train",
+            eval_split="dev",
+            description="Stanford NLI (a subset)",
+            license="CC BY-SA 4.0",
+        ),
+        Task(
+            name="anli",
+            kind=TaskKind.PAIR,
+            labels=NLI_LABELS,
+            splits={
+                "dev": Split(
+                    EN,
+                    ("+".join(f"anli/ANLI_analysis_r{r}_dev.csv" for r in (1, 2, 3)),),
+                    parsers.anli,
+                    note="the dev sets of rounds 1-3, the only ANLI rows available offline",
+                ),
+            },
+            train_split="dev",
+            eval_split="dev",
+            description="Adversarial NLI, rounds 1-3 dev sets (used as intermediate training data)",
+            license="CC BY-NC 4.0",
+        ),
+        Task(
+            name="copa",
+            kind=TaskKind.MULTIPLE_CHOICE,
+            labels=("choice1", "choice2"),
+            splits={
+                "train": Split(
+                    EN, ("copa/xtreme_format/train-en.jsonl", "copa/train.jsonl"), parsers.copa("copa-train")
+                ),
+                "val": Split(EN, ("copa/xtreme_format/val-en.jsonl", "copa/val.jsonl"), parsers.copa("copa-val")),
+            },
+            train_split="train",
+            eval_split="val",
+            description="Choice of Plausible Alternatives (English)",
+            license="BSD-2",
+        ),
+        Task(
+            name="siqa",
+            kind=TaskKind.MULTIPLE_CHOICE,
+            labels=("A", "B", "C"),
+            splits={
+                "dev": Split(EN, ("siqa/socialIQa_v1.4_dev.jsonl",), parsers.siqa("siqa-dev")),
+                "test": Split(EN, ("siqa/socialIQa_v1.4_tst.jsonl",), parsers.siqa("siqa-test")),
+            },
+            train_split="test",
+            eval_split="dev",
+            description="Social IQa (its labelled dev and test files; the 33k train split is not available offline)",
+            license="CC BY 4.0",
+        ),
+        Task(
+            name="cosmosqa",
+            kind=TaskKind.MULTIPLE_CHOICE,
+            labels=("0", "1", "2", "3"),
+            splits={"dev": Split(EN, ("cosmosqa/valid.csv",), parsers.cosmosqa)},
+            train_split="dev",
+            eval_split="dev",
+            description="Cosmos QA (its validation file, used as intermediate training data)",
+            license="CC BY 4.0",
+        ),
+    )
+}

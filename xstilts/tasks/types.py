@@ -1,0 +1,82 @@
+"""The shapes every stage shares: a task, its splits, and one example."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+
+
+class TaskKind(str, Enum):
+    """How a task's inputs are shaped, which decides the model head."""
+
+    PAIR = "pair_classification"
+    SINGLE = "single_classification"
+    MULTIPLE_CHOICE = "multiple_choice"
+
+
+@dataclass(frozen=True)
+class Example:
+    """One labelled item in one language.
+
+    ``uid`` names the underlying item, shared by all translations of it: two examples with the same
+    ``uid`` in different languages are the same item, which is what the leak checks compare.
+    For multiple choice, ``text_a`` is the premise or context, ``text_b`` the question and ``choices``
+    the candidate answers; ``label`` is the index of the right one.
+    """
+
+    uid: str
+    language: str
+    text_a: str
+    text_b: str | None
+    label: int
+    choices: tuple[str, ...] = ()
+
+
+Parser = Callable[[Sequence[Path], str], list[Example]]
+
+
+@dataclass(frozen=True)
+class Split:
+    """A named split: which languages it has, where its files are, and how to read them.
+
+    ``layouts`` lists path templates relative to the data folder, one alternative per on-disk layout
+    (this project's staged files, XTREME's download layout); ``{lang}`` is filled in. A template may
+    name several files separated by ``+`` (read together, in order).
+    """
+
+    languages: tuple[str, ...]
+    layouts: tuple[str, ...]
+    parser: Parser
+    language_layouts: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    keep: Callable[[Example], bool] | None = None
+    note: str = ""
+
+    def templates_for(self, language: str) -> tuple[str, ...]:
+        return self.language_layouts.get(language, self.layouts)
+
+
+@dataclass(frozen=True)
+class Task:
+    """A task: its kind, label names, languages and splits, and the split used to train on it."""
+
+    name: str
+    kind: TaskKind
+    labels: tuple[str, ...]
+    splits: dict[str, Split]
+    train_split: str
+    eval_split: str
+    description: str
+    license: str
+
+    @property
+    def languages(self) -> tuple[str, ...]:
+        seen: dict[str, None] = {}
+        for split in self.splits.values():
+            seen.update(dict.fromkeys(split.languages))
+        return tuple(seen)
+
+    @property
+    def num_labels(self) -> int:
+        return len(self.labels)
