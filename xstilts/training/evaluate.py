@@ -1,0 +1,79 @@
+"""Zero-shot evaluation: accuracy per language of a checkpoint on a task's evaluation split."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm import tqdm
+
+from xstilts.checkpoint import CheckpointInfo
+from xstilts.errors import XstiltsError
+from xstilts.tasks import Example, Task, TaskKind, get_task, load_examples, resolve_languages, sample_items
+from xstilts.training.data import Collator, tokenize
+from xstilts.training.model import head_class
+
+
+def load_tokenizer(folder: str | Path) -> Any:
+    from transformers import AutoTokenizer
+
+    # fix_mistral_regex=False only silences a spurious transformers 4.57 warning about local folders.
+    return AutoTokenizer.from_pretrained(folder, fix_mistral_regex=False)
+
+
+def device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+@torch.no_grad()
+def predict(model: Any, tokenizer: Any, kind: TaskKind, examples: Sequence[Example], max_length: int,
+            batch_size: int, desc: str = "") -> torch.Tensor:
+    """Logits for ``examples``, batched and padded per batch, on the model's device."""
+    collate = Collator(tokenizer.pad_token_id, {"t": kind})
+    ids = tokenize(tokenizer, kind, examples, max_length)
+    outputs = []
+    for start in tqdm(range(0, len(ids), batch_size), desc=desc, leave=False, disable=not desc):
+        batch = collate([{"task": "t", "input_ids": x, "label": 0} for x in ids[start : start + batch_size]])
+        logits = model(input_ids=batch["input_ids"].to(model.device),
+                       attention_mask=batch["attention_mask"].to(model.device)).logits
+        outputs.append(logits.float().cpu())
+    return torch.cat(outputs) if outputs else torch.empty(0)
+
+
+def check_head_fits(info: CheckpointInfo, task: Task) -> None:
+    """The evaluated task must have the head's kind and labels."""
+    if info.kind != task.kind.value or len(info.labels) != task.num_labels:
+        raise XstiltsError(
+            f"the checkpoint's head ({info.kind}, labels {info.labels}) does not fit task {task.name} "
+            f"({task.kind.value}, labels {list(task.labels)})"
+        )
+
+
+def evaluate(checkpoint: Path, task_name: str, split: str, languages: str | Sequence[str], data_dir: Path,
+             max_per_language: int | None, seed: int, batch_size: int) -> dict[str, Any]:
+    """Accuracy per language and their average, on the same seeded items in every language."""
+    info = CheckpointInfo.load(checkpoint)
+    task = get_task(task_name)
+    check_head_fits(info, task)
+    langs = resolve_languages(task, split, languages)
+    by_language = sample_items({lang: load_examples(task, split, lang, data_dir) for lang in langs},
+                               max_per_language, seed)
+    tokenizer = load_tokenizer(checkpoint)
+    model = head_class(task.kind).from_pretrained(checkpoint).to(device()).eval()
+    started = time.time()
+    per_language = {}
+    for lang, examples in by_language.items():
+        logits = predict(model, tokenizer, task.kind, examples, info.max_length, batch_size, desc=f"eval {lang}")
+        gold = torch.tensor([e.label for e in examples])
+        per_language[lang] = {"accuracy": float((logits.argmax(-1) == gold).float().mean()), "examples": len(examples)}
+    accuracies = [v["accuracy"] for v in per_language.values()]
+    others = [v["accuracy"] for lang, v in per_language.items() if lang != "en"]
+    return {
+        "task": task.name, "split": split, "max_length": info.max_length, "sample_per_language": max_per_language,
+        "seed": seed, "languages": per_language, "average": sum(accuracies) / len(accuracies),
+        "average_non_english": sum(others) / len(others) if others else None,
+        "wall_time_s": round(time.time() - started, 1), "device": str(model.device),
+    }
