@@ -16,10 +16,17 @@ def register(subparsers) -> None:
     train = subparsers.add_parser("train", help="run a chain of training phases and the zero-shot evaluation")
     train.add_argument("config", type=Path, help="YAML run config (see configs/)")
     train.add_argument("--output", type=Path, help="run folder (default: runs/<config name>)")
-    train.add_argument("--phase-store", type=Path, help="where phases live, shareable across runs "
-                       "(default: <output>/phases)")
-    train.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                       help="override a config value, e.g. --set target.max_steps=50 (repeatable)")
+    train.add_argument(
+        "--phase-store", type=Path, help="where phases live, shareable across runs (default: <output>/phases)"
+    )
+    train.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value, e.g. --set target.max_steps=50 (repeatable)",
+    )
     add_data_dir(train)
     train.set_defaults(handler=run_train)
 
@@ -67,8 +74,9 @@ def run_eval(args: argparse.Namespace) -> int:
     data_dir = resolve_data_dir(args.data_dir)
     from xstilts.training.evaluate import evaluate
 
-    results = evaluate(args.checkpoint, task.name, split, args.languages, data_dir, args.max_per_language,
-                       args.seed, args.batch_size)
+    results = evaluate(
+        args.checkpoint, task.name, split, args.languages, data_dir, args.max_per_language, args.seed, args.batch_size
+    )
     if args.json:
         print_json(results)
     else:

@@ -66,8 +66,9 @@ class PhaseDataset:
         self.offsets: dict[str, range] = {}
         for part in parts:
             start = len(self.items)
-            for example, ids in zip(part.examples, tokenize(tokenizer, part.task.kind, part.examples, max_length),
-                                    strict=True):
+            for example, ids in zip(
+                part.examples, tokenize(tokenizer, part.task.kind, part.examples, max_length), strict=True
+            ):
                 self.items.append({"task": part.task.name, "input_ids": ids, "label": example.label})
             self.offsets[part.task.name] = range(start, len(self.items))
 
@@ -93,8 +94,9 @@ def task_weights(sizes: dict[str, int], sampling: str, temperature: float, cap: 
 class TaskBatchSampler:
     """A fixed, seeded sequence of single-task batches: the task by weight, examples by reshuffled permutation."""
 
-    def __init__(self, offsets: dict[str, range], batch_size: int, batches: int, weights: dict[str, float],
-                 seed: int) -> None:
+    def __init__(
+        self, offsets: dict[str, range], batch_size: int, batches: int, weights: dict[str, float], seed: int
+    ) -> None:
         self.offsets, self.batch_size, self.batches = offsets, batch_size, batches
         self.weights, self.seed = weights, seed
 

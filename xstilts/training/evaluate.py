@@ -29,16 +29,24 @@ def device() -> torch.device:
 
 
 @torch.no_grad()
-def predict(model: Any, tokenizer: Any, kind: TaskKind, examples: Sequence[Example], max_length: int,
-            batch_size: int, desc: str = "") -> torch.Tensor:
+def predict(
+    model: Any,
+    tokenizer: Any,
+    kind: TaskKind,
+    examples: Sequence[Example],
+    max_length: int,
+    batch_size: int,
+    desc: str = "",
+) -> torch.Tensor:
     """Logits for ``examples``, batched and padded per batch, on the model's device."""
     collate = Collator(tokenizer.pad_token_id, {"t": kind})
     ids = tokenize(tokenizer, kind, examples, max_length)
     outputs = []
     for start in tqdm(range(0, len(ids), batch_size), desc=desc, leave=False, disable=not desc):
         batch = collate([{"task": "t", "input_ids": x, "label": 0} for x in ids[start : start + batch_size]])
-        logits = model(input_ids=batch["input_ids"].to(model.device),
-                       attention_mask=batch["attention_mask"].to(model.device)).logits
+        logits = model(
+            input_ids=batch["input_ids"].to(model.device), attention_mask=batch["attention_mask"].to(model.device)
+        ).logits
         outputs.append(logits.float().cpu())
     return torch.cat(outputs) if outputs else torch.empty(0)
 
@@ -52,15 +60,24 @@ def check_head_fits(info: CheckpointInfo, task: Task) -> None:
         )
 
 
-def evaluate(checkpoint: Path, task_name: str, split: str, languages: str | Sequence[str], data_dir: Path,
-             max_per_language: int | None, seed: int, batch_size: int) -> dict[str, Any]:
+def evaluate(
+    checkpoint: Path,
+    task_name: str,
+    split: str,
+    languages: str | Sequence[str],
+    data_dir: Path,
+    max_per_language: int | None,
+    seed: int,
+    batch_size: int,
+) -> dict[str, Any]:
     """Accuracy per language and their average, on the same seeded items in every language."""
     info = CheckpointInfo.load(checkpoint)
     task = get_task(task_name)
     check_head_fits(info, task)
     langs = resolve_languages(task, split, languages)
-    by_language = sample_items({lang: load_examples(task, split, lang, data_dir) for lang in langs},
-                               max_per_language, seed)
+    by_language = sample_items(
+        {lang: load_examples(task, split, lang, data_dir) for lang in langs}, max_per_language, seed
+    )
     tokenizer = load_tokenizer(checkpoint)
     model = head_class(task.kind).from_pretrained(checkpoint).to(device()).eval()
     started = time.time()
@@ -72,8 +89,14 @@ def evaluate(checkpoint: Path, task_name: str, split: str, languages: str | Sequ
     accuracies = [v["accuracy"] for v in per_language.values()]
     others = [v["accuracy"] for lang, v in per_language.items() if lang != "en"]
     return {
-        "task": task.name, "split": split, "max_length": info.max_length, "sample_per_language": max_per_language,
-        "seed": seed, "languages": per_language, "average": sum(accuracies) / len(accuracies),
+        "task": task.name,
+        "split": split,
+        "max_length": info.max_length,
+        "sample_per_language": max_per_language,
+        "seed": seed,
+        "languages": per_language,
+        "average": sum(accuracies) / len(accuracies),
         "average_non_english": sum(others) / len(others) if others else None,
-        "wall_time_s": round(time.time() - started, 1), "device": str(model.device),
+        "wall_time_s": round(time.time() - started, 1),
+        "device": str(model.device),
     }

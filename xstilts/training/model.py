@@ -64,6 +64,7 @@ class MultiTaskModel(torch.nn.Module):
         super().__init__()
         self.tasks = torch.nn.ModuleDict(models)
 
-    def forward(self, task: str, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                labels: torch.Tensor | None = None) -> Any:
+    def forward(
+        self, task: str, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor | None = None
+    ) -> Any:
         return self.tasks[task](input_ids=input_ids, attention_mask=attention_mask, labels=labels)

@@ -18,7 +18,14 @@ from xstilts.atomic import write_json_atomic
 from xstilts.errors import XstiltsError
 from xstilts.training.config import PhaseConfig, RunConfig
 from xstilts.training.data import Collator, PhaseDataset, TaskBatchSampler, TaskExamples, batches_for, task_weights
-from xstilts.training.model import MultiTaskModel, freeze_word_embeddings, load_encoder, load_head, save_head, task_model
+from xstilts.training.model import (
+    MultiTaskModel,
+    freeze_word_embeddings,
+    load_encoder,
+    load_head,
+    save_head,
+    task_model,
+)
 
 PHASE_FILE = "phase.json"
 LOG_FILE = "log.jsonl"
@@ -73,22 +80,38 @@ class PhaseTrainer(Trainer):
         self.batch_sampler = batch_sampler
 
     def get_train_dataloader(self):
-        loader = torch.utils.data.DataLoader(self.train_dataset, batch_sampler=self.batch_sampler,
-                                             collate_fn=self.data_collator, num_workers=0)
+        loader = torch.utils.data.DataLoader(
+            self.train_dataset, batch_sampler=self.batch_sampler, collate_fn=self.data_collator, num_workers=0
+        )
         return self.accelerator.prepare(loader)
 
 
-def training_arguments(run: RunConfig, phase: PhaseConfig, folder: Path, max_steps: int, seed: int,
-                       multi_task: bool) -> TrainingArguments:
+def training_arguments(
+    run: RunConfig, phase: PhaseConfig, folder: Path, max_steps: int, seed: int, multi_task: bool
+) -> TrainingArguments:
     if run.precision == "fp16" and not torch.cuda.is_available():
         raise XstiltsError("precision fp16 needs a CUDA GPU; use fp32 (or bf16) on a CPU")
     return TrainingArguments(
-        output_dir=str(folder / "trainer"), max_steps=max_steps, learning_rate=phase.learning_rate,
-        per_device_train_batch_size=phase.batch_size, gradient_accumulation_steps=phase.gradient_accumulation,
-        warmup_ratio=phase.warmup_ratio, weight_decay=phase.weight_decay, seed=seed, data_seed=seed,
-        logging_steps=1, save_strategy="steps", save_steps=run.save_steps, save_total_limit=1,
-        save_safetensors=False, report_to=[], bf16=run.precision == "bf16", fp16=run.precision == "fp16",
-        dataloader_num_workers=0, ddp_find_unused_parameters=multi_task, remove_unused_columns=False,
+        output_dir=str(folder / "trainer"),
+        max_steps=max_steps,
+        learning_rate=phase.learning_rate,
+        per_device_train_batch_size=phase.batch_size,
+        gradient_accumulation_steps=phase.gradient_accumulation,
+        warmup_ratio=phase.warmup_ratio,
+        weight_decay=phase.weight_decay,
+        seed=seed,
+        data_seed=seed,
+        logging_steps=1,
+        save_strategy="steps",
+        save_steps=run.save_steps,
+        save_total_limit=1,
+        save_safetensors=False,
+        report_to=[],
+        bf16=run.precision == "bf16",
+        fp16=run.precision == "fp16",
+        dataloader_num_workers=0,
+        ddp_find_unused_parameters=multi_task,
+        remove_unused_columns=False,
         disable_tqdm=False,
     )
 
@@ -113,9 +136,12 @@ def run_phase(plan: PhasePlan, run: RunConfig, tokenizer: Any, max_length: int, 
     max_steps = -(-batches // plan.config.gradient_accumulation)
     args = training_arguments(run, plan.config, plan.folder, max_steps, seed, multi_task=len(models) > 1)
     trainer = PhaseTrainer(
-        model=MultiTaskModel(models), args=args, train_dataset=dataset,
+        model=MultiTaskModel(models),
+        args=args,
+        train_dataset=dataset,
         data_collator=Collator(tokenizer.pad_token_id, {p.task.name: p.task.kind for p in plan.parts}),
-        batch_sampler=sampler, callbacks=[LossLog(plan.folder / LOG_FILE, plan.config.label)],
+        batch_sampler=sampler,
+        callbacks=[LossLog(plan.folder / LOG_FILE, plan.config.label)],
     )
     trainer.remove_callback(ProgressCallback)
     trainer.add_callback(QuietProgress)
@@ -133,10 +159,19 @@ def run_phase(plan: PhasePlan, run: RunConfig, tokenizer: Any, max_length: int, 
     for name, model in models.items():
         save_head(model, plan.folder / "heads" / f"{name}.safetensors")
     record = {
-        "key": plan.key, "phase": plan.config.label, "index": plan.index, "start": plan.start,
-        "steps": output.global_step, "batches": batches, "task_weights": weights, "task_sizes": sizes,
-        "train_loss": output.training_loss, "frozen_parameters": frozen, "resumed_from": resume,
-        "wall_time_s": round(time.time() - started, 1), "device": str(trainer.args.device),
+        "key": plan.key,
+        "phase": plan.config.label,
+        "index": plan.index,
+        "start": plan.start,
+        "steps": output.global_step,
+        "batches": batches,
+        "task_weights": weights,
+        "task_sizes": sizes,
+        "train_loss": output.training_loss,
+        "frozen_parameters": frozen,
+        "resumed_from": resume,
+        "wall_time_s": round(time.time() - started, 1),
+        "device": str(trainer.args.device),
         "config": plan.config.model_dump(),
     }
     write_json_atomic(plan.folder / PHASE_FILE, record)

@@ -28,15 +28,21 @@ TRAIN_LOG_FILE = "train_log.jsonl"
 def model_identity(source: str) -> dict[str, Any]:
     """What a first phase starts from: the resolved folder's config hash (hub ids stand for themselves)."""
     config = Path(source) / "config.json"
-    return {"source": source if not config.is_file() else Path(source).name,
-            "config_sha256": file_sha256(config) if config.is_file() else None}
+    return {
+        "source": source if not config.is_file() else Path(source).name,
+        "config_sha256": file_sha256(config) if config.is_file() else None,
+    }
 
 
 def describe_part(part: TaskExamples, data_dir: Path) -> dict[str, Any]:
     files = sorted(set(part.files))
-    return {"task": part.task.name, "data": f"{part.source}/{part.split}", "languages": list(part.languages),
-            "examples": len(part.examples),
-            "files": [{"path": str(p.relative_to(data_dir)), "sha256": file_sha256(p)} for p in files]}
+    return {
+        "task": part.task.name,
+        "data": f"{part.source}/{part.split}",
+        "languages": list(part.languages),
+        "examples": len(part.examples),
+        "files": [{"path": str(p.relative_to(data_dir)), "sha256": file_sha256(p)} for p in files],
+    }
 
 
 def plan_phases(config: RunConfig, data_dir: Path, store: Path, start: str) -> list[PhasePlan]:
@@ -47,15 +53,22 @@ def plan_phases(config: RunConfig, data_dir: Path, store: Path, start: str) -> l
         seed = phase.seed if phase.seed is not None else config.seed
         target = config.target_task if phase is config.target else None
         parts = phase_examples(phase, data_dir, seed, target)
-        key = stable_hash({
-            "phase": phase.model_dump(), "upstream": upstream, "seed": seed,
-            "max_length": phase.max_length or config.max_length, "freeze": config.freeze_embeddings,
-            "precision": config.precision, "data": [describe_part(p, data_dir)["files"] for p in parts],
-        })
+        key = stable_hash(
+            {
+                "phase": phase.model_dump(),
+                "upstream": upstream,
+                "seed": seed,
+                "max_length": phase.max_length or config.max_length,
+                "freeze": config.freeze_embeddings,
+                "precision": config.precision,
+                "data": [describe_part(p, data_dir)["files"] for p in parts],
+            }
+        )
         folder = store / f"{index:02d}-{phase.label}-{key[:10]}"
         previous = plans[-1].folder if plans else None
-        plans.append(PhasePlan(index, phase, parts, key, folder,
-                               str(plans[-1].checkpoint) if plans else start, previous))
+        plans.append(
+            PhasePlan(index, phase, parts, key, folder, str(plans[-1].checkpoint) if plans else start, previous)
+        )
         upstream = {"phase_key": key}
     return plans
 
@@ -65,13 +78,19 @@ def check_leaks(config: RunConfig, plans: list[PhasePlan], data_dir: Path) -> di
     task_name, split = evaluation_spec(config)
     task = get_task(task_name)
     languages = resolve_languages(task, split, config.evaluation.languages)
-    evaluated = sample_items({lang: load_examples(task, split, lang, data_dir) for lang in languages},
-                             config.evaluation.max_per_language, config.evaluation.seed)
+    evaluated = sample_items(
+        {lang: load_examples(task, split, lang, data_dir) for lang in languages},
+        config.evaluation.max_per_language,
+        config.evaluation.seed,
+    )
     eval_uids = {e.uid for examples in evaluated.values() for e in examples}
     for plan in plans:
         for part in plan.parts:
-            check_no_leak((e.uid for e in part.examples), eval_uids,
-                          f"phase {plan.index} ({plan.config.label}) trains on {part.source}/{part.split}")
+            check_no_leak(
+                (e.uid for e in part.examples),
+                eval_uids,
+                f"phase {plan.index} ({plan.config.label}) trains on {part.source}/{part.split}",
+            )
     return {lang: [e.uid for e in ex] for lang, ex in evaluated.items()}
 
 
@@ -112,9 +131,12 @@ def run(config: RunConfig, output: Path, data_dir: Path, phase_store: Path | Non
     lineage = manifest(config, plans, records, data_dir, eval_task, eval_split, time.time() - started)
     target_info = get_task(config.target_task)
     info = CheckpointInfo(
-        task=eval_task, kind=target_info.kind.value, labels=list(target_info.labels),
+        task=eval_task,
+        kind=target_info.kind.value,
+        labels=list(target_info.labels),
         languages=list(resolve_languages(get_task(eval_task), eval_split, config.evaluation.languages)),
-        max_length=target.config.max_length or config.max_length, lineage=lineage,
+        max_length=target.config.max_length or config.max_length,
+        lineage=lineage,
     )
     check_head_fits(info, get_task(eval_task))
     info.save(target.checkpoint)
@@ -129,43 +151,67 @@ def run(config: RunConfig, output: Path, data_dir: Path, phase_store: Path | Non
 
 def evaluation_results(config: RunConfig, target: PhasePlan, data_dir: Path, task: str, split: str) -> dict:
     """Evaluate the target checkpoint, reusing a stored result for the same checkpoint and evaluation config."""
-    key = stable_hash({"phase": target.key, "evaluation": config.evaluation.model_dump(), "task": task,
-                       "split": split})
+    key = stable_hash({"phase": target.key, "evaluation": config.evaluation.model_dump(), "task": task, "split": split})
     stored = target.folder / f"results-{key[:10]}.json"
     if stored.is_file():
         return json.loads(stored.read_text())
     e = config.evaluation
-    results = {"key": key, **evaluate(target.checkpoint, task, split, e.languages, data_dir, e.max_per_language,
-                                      e.seed, e.batch_size)}
+    results = {
+        "key": key,
+        **evaluate(target.checkpoint, task, split, e.languages, data_dir, e.max_per_language, e.seed, e.batch_size),
+    }
     write_json_atomic(stored, results)
     return results
 
 
-def manifest(config: RunConfig, plans: list[PhasePlan], records: list[dict], data_dir: Path, eval_task: str,
-             eval_split: str, wall_time: float) -> dict[str, Any]:
+def manifest(
+    config: RunConfig,
+    plans: list[PhasePlan],
+    records: list[dict],
+    data_dir: Path,
+    eval_task: str,
+    eval_split: str,
+    wall_time: float,
+) -> dict[str, Any]:
     """The lineage of the target checkpoint: model, every phase's data, budget, seed and time, and the machine."""
     import torch
     import transformers
 
     return {
-        "xstilts_version": __version__, "model": config.model, "config": config.model_dump(),
+        "xstilts_version": __version__,
+        "model": config.model,
+        "config": config.model_dump(),
         "phases": [
-            {"index": p.index, "label": p.config.label, "key": p.key, "folder": p.folder.name,
-             "tasks": [describe_part(part, data_dir) for part in p.parts],
-             "steps": r["steps"], "batch_size": p.config.batch_size,
-             "gradient_accumulation": p.config.gradient_accumulation, "learning_rate": p.config.learning_rate,
-             "max_length": p.config.max_length or config.max_length,
-             "seed": p.config.seed if p.config.seed is not None else config.seed,
-             "sampling": p.config.sampling if len(p.parts) > 1 else None, "task_weights": r.get("task_weights"),
-             "train_loss": r["train_loss"], "wall_time_s": r["wall_time_s"], "device": r["device"],
-             "reused": r["reused"]}
+            {
+                "index": p.index,
+                "label": p.config.label,
+                "key": p.key,
+                "folder": p.folder.name,
+                "tasks": [describe_part(part, data_dir) for part in p.parts],
+                "steps": r["steps"],
+                "batch_size": p.config.batch_size,
+                "gradient_accumulation": p.config.gradient_accumulation,
+                "learning_rate": p.config.learning_rate,
+                "max_length": p.config.max_length or config.max_length,
+                "seed": p.config.seed if p.config.seed is not None else config.seed,
+                "sampling": p.config.sampling if len(p.parts) > 1 else None,
+                "task_weights": r.get("task_weights"),
+                "train_loss": r["train_loss"],
+                "wall_time_s": r["wall_time_s"],
+                "device": r["device"],
+                "reused": r["reused"],
+            }
             for p, r in zip(plans, records, strict=True)
         ],
         "evaluation": {"task": eval_task, "split": eval_split, **config.evaluation.model_dump()},
         "wall_time_s": round(wall_time, 1),
-        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "torch": torch.__version__,
-                    "transformers": transformers.__version__,
-                    "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None},
+        "machine": {
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+            "torch": torch.__version__,
+            "transformers": transformers.__version__,
+            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        },
     }
 
 
