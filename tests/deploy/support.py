@@ -1,0 +1,317 @@
+"""Helpers for the deployment checks: rendering kustomizations, reading the Dockerfile, the server's real routes.
+
+Everything here runs offline: kubectl only renders (``kubectl kustomize``, no cluster), the Kubernetes schemas come
+from the kubernetes-validate package, and the server's routes are read from its code without loading a model.
+"""
+
+from __future__ import annotations
+
+import ast
+import fnmatch
+import inspect
+import os
+import re
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+K8S = ROOT / "k8s"
+DOCKERFILE = ROOT / "Dockerfile"
+DOCKERIGNORE = ROOT / ".dockerignore"
+DASHBOARD = K8S / "monitoring" / "xstilts-dashboard.json"
+ADAPTER_VALUES = K8S / "monitoring" / "prometheus-adapter-values.yaml"
+SERVE_PACKAGE = ROOT / "xstilts" / "serve"
+
+IN_CI = os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
+
+# Kubernetes versions the built-in objects must validate against (strict schemas: unknown fields fail): an older
+# release still common on managed clusters, and the newest schema kubernetes-validate carries.
+K8S_VERSIONS = ("1.30.0", "latest")
+
+# Custom resources have no schema in kubernetes-validate; each kind listed here is checked by its own test instead.
+CRD_KINDS = {("monitoring.coreos.com/v1", "ServiceMonitor")}
+
+# The server contract: every setting's environment variable, and the metrics with their types.
+SETTINGS_ENV = [
+    "XSTILTS_REPOSITORY", "XSTILTS_HOST", "XSTILTS_PORT", "XSTILTS_MODELS", "XSTILTS_VARIANT", "XSTILTS_PROVIDERS",
+    "XSTILTS_REQUIRE_GPU", "XSTILTS_MAX_BATCH_SIZE", "XSTILTS_MAX_BATCH_TOKENS", "XSTILTS_MAX_QUEUE_DELAY_MS",
+    "XSTILTS_MAX_QUEUE_SIZE", "XSTILTS_INTRA_OP_THREADS", "XSTILTS_INTER_OP_THREADS", "XSTILTS_MAX_BODY_BYTES",
+    "XSTILTS_MAX_ITEMS", "XSTILTS_API_KEY", "XSTILTS_API_KEY_FILE", "XSTILTS_AUTH_HEALTH", "XSTILTS_DRAIN_SECONDS",
+    "XSTILTS_LOG_LEVEL",
+]
+CONTRACT_METRICS = {
+    "xstilts_requests_total": "counter",
+    "xstilts_request_duration_seconds": "histogram",
+    "xstilts_queue_duration_seconds": "histogram",
+    "xstilts_tokenization_duration_seconds": "histogram",
+    "xstilts_inference_duration_seconds": "histogram",
+    "xstilts_batch_size": "histogram",
+    "xstilts_queue_depth": "gauge",
+    "xstilts_tokens_total": "counter",
+    "xstilts_model_info": "gauge",
+    "xstilts_ready": "gauge",
+}
+CONTRACT_ROUTES = {
+    "/healthz", "/readyz", "/metrics", "/v2/health/live", "/v2/health/ready", "/v2/models/{name}",
+    "/v2/models/{name}/infer", "/v1/models/{name}/predict", "/docs",
+}
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# tools
+# --------------------------------------------------------------------------------------------------------------------
+
+
+def find_tool(name: str, env: str) -> str | None:
+    """``$env`` if set, else ``name`` on PATH, else next to this Python (a venv's bin/)."""
+    if os.environ.get(env):
+        return os.environ[env]
+    found = shutil.which(name)
+    if found:
+        return found
+    beside = Path(sys.executable).parent / name
+    return str(beside) if beside.is_file() else None
+
+
+def kustomize_dirs() -> list[Path]:
+    """Every kustomization under k8s/, as paths relative to k8s/."""
+    return sorted(p.parent.relative_to(K8S) for p in K8S.rglob("kustomization.yaml"))
+
+
+def render(kubectl: str, directory: Path) -> list[dict[str, Any]]:
+    """``kubectl kustomize`` one directory (relative to k8s/) into its objects."""
+    done = subprocess.run(
+        [kubectl, "kustomize", str(K8S / directory)], capture_output=True, text=True, timeout=120, check=False
+    )
+    if done.returncode != 0:
+        raise AssertionError(f"kubectl kustomize k8s/{directory} failed ({done.returncode}):\n{done.stderr}")
+    return [doc for doc in yaml.safe_load_all(done.stdout) if doc]
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# rendered objects
+# --------------------------------------------------------------------------------------------------------------------
+
+
+def objects(docs: list[dict], kind: str) -> list[dict]:
+    return [d for d in docs if d.get("kind") == kind]
+
+
+def one(docs: list[dict], kind: str, name_prefix: str = "") -> dict:
+    found = [d for d in objects(docs, kind) if d["metadata"]["name"].startswith(name_prefix)]
+    assert len(found) == 1, f"expected one {kind} named {name_prefix}*, found {[d['metadata']['name'] for d in found]}"
+    return found[0]
+
+
+def container(deployment: dict, name: str = "server") -> dict:
+    containers = {c["name"]: c for c in deployment["spec"]["template"]["spec"]["containers"]}
+    assert name in containers, f"no container {name!r} in {deployment['metadata']['name']}"
+    return containers[name]
+
+
+def server_settings(docs: list[dict]) -> dict[str, str]:
+    """The server ConfigMap's data, found through the Deployment's envFrom (the generated name has a hash)."""
+    deployment = one(docs, "Deployment", "xstilts")
+    refs = [e["configMapRef"]["name"] for e in container(deployment).get("envFrom", []) if "configMapRef" in e]
+    assert len(refs) == 1, f"the server container should take its settings from one ConfigMap, got {refs}"
+    maps = {d["metadata"]["name"]: d for d in objects(docs, "ConfigMap")}
+    assert refs[0] in maps, f"envFrom names ConfigMap {refs[0]}, which the overlay does not render: {sorted(maps)}"
+    return maps[refs[0]]["data"]
+
+
+def cpu_quantity(value: str | int | float) -> float:
+    text = str(value)
+    return float(text[:-1]) / 1000 if text.endswith("m") else float(text)
+
+
+def pod_claims(pod_spec: dict) -> set[str]:
+    volumes = pod_spec.get("volumes", [])
+    return {v["persistentVolumeClaim"]["claimName"] for v in volumes if "persistentVolumeClaim" in v}
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Dockerfile
+# --------------------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Stage:
+    name: str
+    base: str
+    instructions: list[tuple[str, str]] = field(default_factory=list)  # (INSTRUCTION, arguments)
+
+    def args(self, instruction: str) -> list[str]:
+        return [a for i, a in self.instructions if i == instruction]
+
+
+def dockerfile_stages(text: str | None = None) -> dict[str, Stage]:
+    """The Dockerfile's stages by name (unnamed stages by index), line continuations joined, comments dropped."""
+    text = DOCKERFILE.read_text() if text is None else text
+    logical: list[str] = []
+    current = ""
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not current and (not line or line.startswith("#")):
+            continue
+        if line.startswith("#"):
+            continue
+        if line.endswith("\\"):
+            current += line[:-1] + " "
+            continue
+        logical.append(current + line)
+        current = ""
+    stages: dict[str, Stage] = {}
+    stage: Stage | None = None
+    for line in logical:
+        instruction, _, arguments = line.partition(" ")
+        instruction = instruction.upper()
+        if instruction == "FROM":
+            parts = arguments.split()
+            parts = [p for p in parts if not p.startswith("--platform")]
+            name = parts[2] if len(parts) >= 3 and parts[1].upper() == "AS" else str(len(stages))
+            stage = Stage(name=name, base=parts[0])
+            stages[name] = stage
+        elif stage is not None:
+            stage.instructions.append((instruction, arguments.strip()))
+    return stages
+
+
+def stage_chain(stages: dict[str, Stage], name: str) -> list[Stage]:
+    """A stage and every stage it builds on or copies from, transitively."""
+    seen: list[Stage] = []
+    todo = [name]
+    while todo:
+        current = stages[todo.pop()]
+        if current in seen:
+            continue
+        seen.append(current)
+        if current.base in stages:
+            todo.append(current.base)
+        for copy in current.args("COPY"):
+            match = re.search(r"--from=(\S+)", copy)
+            if match and match.group(1) in stages:
+                todo.append(match.group(1))
+    return seen
+
+
+def dockerignore_patterns() -> list[str]:
+    lines = DOCKERIGNORE.read_text().splitlines()
+    return [line.strip().rstrip("/") for line in lines if line.strip() and not line.strip().startswith("#")]
+
+
+def dockerignored(relative: str, patterns: list[str]) -> bool:
+    """Whether .dockerignore keeps ``relative`` (or a parent folder of it) out of the build context."""
+    parts = Path(relative).parts
+    ignored = False
+    for pattern in patterns:
+        negate = pattern.startswith("!")
+        pattern = pattern.lstrip("!")
+        for depth in range(1, len(parts) + 1):
+            candidate = "/".join(parts[:depth])
+            if fnmatch.fnmatch(candidate, pattern) or (
+                pattern.startswith("**/") and fnmatch.fnmatch(parts[depth - 1], pattern[3:])
+            ):
+                ignored = not negate
+                break
+    return ignored
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# the server's routes
+# --------------------------------------------------------------------------------------------------------------------
+
+ROUTE_METHODS = {"get", "post", "put", "delete", "patch", "head", "options", "api_route", "add_api_route", "route"}
+
+
+def build_app(env: dict[str, str], api_key: str | None = None) -> tuple[Any, Any] | None:
+    """(app, state): the server's FastAPI app for settings ``env``, with no model planned, or None without a factory.
+
+    ``xstilts.serve.app.create_app`` takes a ``ServerState``; with no planned model nothing is read from the
+    repository, and the lifespan that would load models never runs (no ``with TestClient(...)``), so the app
+    answers its probe routes exactly as configured. Settings go through the server's own ``load_settings``.
+    """
+    try:
+        from xstilts.serve.app import create_app
+        from xstilts.serve.settings import load_settings
+        from xstilts.serve.state import ServerState
+    except ImportError:
+        return None
+    parameters = list(inspect.signature(create_app).parameters.values())
+    if not parameters or not (parameters[0].name == "state" or "ServerState" in str(parameters[0].annotation)):
+        return None
+    state = ServerState(load_settings(env=env), planned=[], api_key=api_key)
+    return create_app(state), state
+
+
+def routes_from_app_factory() -> set[str] | None:
+    """Paths of the app ``create_app`` builds: its own routes and those of the routers it includes (through the
+    OpenAPI schema, since FastAPI keeps included routers as opaque objects in ``app.routes``)."""
+    built = build_app({"XSTILTS_REPOSITORY": str(ROOT / "deploy" / "models")})
+    if built is None:
+        return None
+    app, _ = built
+    return ({getattr(route, "path", "") for route in app.routes} | set(app.openapi()["paths"])) - {""}
+
+
+def _router_prefixes(tree: ast.AST) -> dict[str, str]:
+    """Names bound to ``APIRouter(prefix="/x")`` (or ``FastAPI(root_path=...)``-less apps: no prefix) anywhere."""
+    prefixes: dict[str, str] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call):
+            func = node.value.func
+            called = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+            if called not in ("APIRouter", "FastAPI"):
+                continue
+            prefix = next(
+                (k.value.value for k in node.value.keywords
+                 if k.arg == "prefix" and isinstance(k.value, ast.Constant) and isinstance(k.value.value, str)),
+                "",
+            )
+            for target in node.targets:
+                if isinstance(target, ast.Name):
+                    prefixes[target.id] = prefix
+    return prefixes
+
+
+def routes_from_source() -> set[str]:
+    """Route paths written in xstilts/serve: ``@app.get("/x")``, ``router.add_api_route("/x", ...)`` and alike, with
+    the ``prefix`` of the ``APIRouter`` they are declared on."""
+    found: set[str] = set()
+    for path in sorted(SERVE_PACKAGE.glob("*.py")):
+        tree = ast.parse(path.read_text())
+        prefixes = _router_prefixes(tree)
+        for node in ast.walk(tree):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr in ROUTE_METHODS
+                and node.args
+                and isinstance(node.args[0], ast.Constant)
+                and isinstance(node.args[0].value, str)
+                and (node.args[0].value.startswith("/") or node.args[0].value == "")
+            ):
+                owner = node.func.value.id if isinstance(node.func.value, ast.Name) else ""
+                route = prefixes.get(owner, "") + node.args[0].value
+                if route:
+                    found.add(route)
+    return found
+
+
+def serve_has_app() -> bool:
+    """Whether xstilts/serve builds a FastAPI application yet (the serve stage may still be in progress)."""
+    return any("FastAPI(" in path.read_text() for path in SERVE_PACKAGE.glob("*.py"))
+
+
+def server_routes() -> tuple[set[str], str]:
+    """The server's real route paths and where they came from; empty when xstilts.serve has no app yet."""
+    routes = routes_from_app_factory()
+    if routes:
+        return routes, "create_app().routes"
+    routes = routes_from_source()
+    return routes, "route decorators in xstilts/serve"
