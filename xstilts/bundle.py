@@ -51,6 +51,7 @@ class BundleManifest:
     files: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> {"sha256", "bytes"}
     lineage: dict[str, Any] = field(default_factory=dict)
     parity: dict[str, Any] = field(default_factory=dict)
+    build: dict[str, Any] = field(default_factory=dict)  # how this variant was made: tools, versions, settings
     created: str = ""
     xstilts_version: str = ""
     schema: str = SCHEMA
@@ -103,5 +104,7 @@ def list_bundles(repository: Path) -> dict[str, dict[str, Path]]:
     found: dict[str, dict[str, Path]] = {}
     for manifest in sorted(repository.glob(f"*/*/{BUNDLE_FILE}")):
         folder = manifest.parent
+        if folder.name.startswith(".") or folder.parent.name.startswith("."):
+            continue  # an export still being written (see xstilts.atomic.staged_dir)
         found.setdefault(folder.parent.name, {})[folder.name] = folder
     return found

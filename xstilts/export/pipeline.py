@@ -1,0 +1,250 @@
+"""``export_checkpoint``: a target checkpoint into a model bundle, every variant gated on parity, all or nothing."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from xstilts.atomic import staged_dir
+from xstilts.bundle import MODEL_FILE, TOKENIZER_FILE
+from xstilts.checkpoint import CheckpointInfo
+from xstilts.errors import XstiltsError
+from xstilts.export.encode import Encoder, complete_feeds, configure_tokenizer
+from xstilts.export.hardware import cpu_int8_target
+from xstilts.export.manifest import write_manifest
+from xstilts.export.parity import (
+    EvaluationSample,
+    check_tokenizer,
+    compare,
+    evaluation_sample,
+    make_feeds,
+    onnx_logits,
+    reference_logits,
+    rejection_message,
+)
+from xstilts.export.variants import CPU, TRT_BATCH, BuildContext, TensorRTProfile, Variant, resolve_variants
+from xstilts.paths import resolve_data_dir
+from xstilts.tasks import ZERO_SHOT, TaskKind, file_sha256, get_task, load_examples, sample
+
+log = logging.getLogger("xstilts.export")
+
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+EXTRA_TOKENIZER_FILES = ("tokenizer_config.json", "special_tokens_map.json")
+WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+GATE_FIELDS = (
+    "non_finite_outputs",
+    "average_accuracy",
+    "accuracy_drop_points",
+    "max_accuracy_drop_points",
+    "label_agreement",
+)
+
+
+def export_checkpoint(
+    checkpoint: Path,
+    repository: Path,
+    name: str,
+    variants: Sequence[str] | str,
+    *,
+    data_dir: Path | None = None,
+    parity_examples: int = 200,
+    max_accuracy_drop: float = 1.0,
+    keep_failed: bool = False,
+    seed: int = 0,
+    opset: int | None = None,
+    int8_target: str | None = None,
+    per_channel: bool = True,
+    calibration_examples: int = 128,
+    trt_batch: tuple[int, int, int] | None = None,
+    trt_sequence: tuple[int, int, int] | None = None,
+) -> list[Path]:
+    """Write ``repository/name/<variant>/`` for each variant and return those folders.
+
+    Every variant is checked against the PyTorch checkpoint on ``parity_examples`` items per language of the
+    task's evaluation split; one whose average accuracy drops more than ``max_accuracy_drop`` points is
+    rejected, and then nothing is written, unless ``keep_failed`` keeps it, marked. The name folder appears
+    only when complete. The TensorRT profile defaults to batch 1,8,32 and length 1,128,max_length.
+    """
+    checkpoint, repository = Path(checkpoint), Path(repository)
+    info = _load_info(checkpoint)
+    if not NAME_PATTERN.match(name):
+        raise XstiltsError(f"bundle name {name!r} must be letters, digits, '.', '_' or '-', not starting with a symbol")
+    chosen = resolve_variants(variants)
+    profile = TensorRTProfile(
+        batch=trt_batch or TRT_BATCH, sequence=trt_sequence or (1, min(128, info.max_length), info.max_length)
+    )
+    target = repository / name
+    if target.exists():
+        raise XstiltsError(f"{target} already exists: choose another --name or remove it first")
+    kind = TaskKind(info.kind)
+    data_dir = resolve_data_dir(data_dir)
+    sample_ = evaluation_sample(info, data_dir, parity_examples, seed)
+
+    with staged_dir(target) as stage:
+        work = stage / ".work"
+        model = _load_model(checkpoint, kind)
+        from xstilts.export.onnx_export import export_fp32
+
+        log.info("exporting the float32 graph")
+        export_fp32(model, kind, work / "onnx", opset)
+        tokenizer = work / TOKENIZER_FILE
+        sequences = _serving_tokenizer(checkpoint, info, kind, tokenizer, sample_)
+        encoder = Encoder(tokenizer, kind)
+        feeds = make_feeds(encoder, sample_)
+        items = sum(len(examples) for examples in sample_.examples.values())
+        log.info("reference: the PyTorch checkpoint on %d items in %d languages", items, len(sample_.examples))
+        reference = reference_logits(model, feeds)
+        del model
+        context = BuildContext(
+            onnx_dir=work / "onnx",
+            int8_target=int8_target or cpu_int8_target(),
+            per_channel=per_channel,
+            calibration_feeds=lambda: _calibration_feeds(info, data_dir, encoder, calibration_examples, seed, work),
+        )
+        gate = Gate(reference, feeds, sample_, max_accuracy_drop, sequences)
+        origin = _checkpoint_facts(checkpoint)
+        rejected = []
+        for variant in chosen:
+            folder = stage / variant.name
+            folder.mkdir()
+            log.info("building %s", variant.name)
+            build = variant.build(context, folder)
+            _copy_tokenizer(checkpoint, tokenizer, folder)
+            parity = gate.check(variant, folder)
+            log.info("parity of %s: %s", variant.name, parity["status"])
+            if parity["status"] == "failed":
+                if not keep_failed:
+                    rejected.append(rejection_message(variant.name, parity))
+                    continue
+                parity["kept_despite_failure"] = True
+            write_manifest(folder, name, variant, info, profile, {**build, "checkpoint": origin}, parity)
+        if rejected:
+            raise XstiltsError(
+                f"parity gate rejected {'; '.join(rejected)}. Nothing was written: drop the variant, raise "
+                "--max-accuracy-drop, or pass --keep-failed to keep it marked as failed"
+            )
+        shutil.rmtree(work)
+        if target.exists():
+            raise XstiltsError(f"{target} appeared while exporting (another export of the same name?): kept it")
+    return [target / v.name for v in chosen]
+
+
+def _load_info(checkpoint: Path) -> CheckpointInfo:
+    if not checkpoint.is_dir():
+        raise XstiltsError(f"checkpoint {checkpoint} is not a folder")
+    info = CheckpointInfo.load(checkpoint)
+    task = get_task(info.task)
+    if info.kind != task.kind.value or len(info.labels) != task.num_labels:
+        raise XstiltsError(
+            f"{checkpoint}: its head ({info.kind}, labels {info.labels}) does not fit task {task.name} "
+            f"({task.kind.value}, labels {list(task.labels)})"
+        )
+    config = json.loads((checkpoint / "config.json").read_text())
+    names = [config.get("id2label", {}).get(str(i)) for i in range(len(info.labels))]
+    if info.kind != TaskKind.MULTIPLE_CHOICE.value and names != info.labels:
+        raise XstiltsError(f"{checkpoint}: config.json's id2label {names} differs from the checkpoint's labels")
+    if not (checkpoint / TOKENIZER_FILE).is_file():
+        raise XstiltsError(f"{checkpoint} has no {TOKENIZER_FILE}: bundles tokenize with it, save a fast tokenizer")
+    return info
+
+
+def _load_model(checkpoint: Path, kind: TaskKind) -> Any:
+    from xstilts.export.onnx_export import load_checkpoint
+
+    try:
+        return load_checkpoint(checkpoint, kind)
+    except (OSError, ValueError) as exc:
+        raise XstiltsError(f"{checkpoint}: cannot load the model ({str(exc).splitlines()[0]})") from None
+
+
+def _serving_tokenizer(
+    checkpoint: Path, info: CheckpointInfo, kind: TaskKind, target: Path, sample_: EvaluationSample
+) -> int:
+    """Write the bundle's ``tokenizer.json`` (truncation and padding built in) and check it against the checkpoint's."""
+    from transformers import AutoTokenizer
+
+    hf_tokenizer = AutoTokenizer.from_pretrained(checkpoint, fix_mistral_regex=False)
+    if hf_tokenizer.pad_token_id is None:
+        raise XstiltsError(f"{checkpoint}: the tokenizer has no padding token")
+    configure_tokenizer(
+        checkpoint / TOKENIZER_FILE, target, info.max_length, hf_tokenizer.pad_token_id, hf_tokenizer.pad_token
+    )
+    return check_tokenizer(hf_tokenizer, Encoder(target, kind), kind, sample_, info.max_length)
+
+
+def _copy_tokenizer(checkpoint: Path, tokenizer: Path, folder: Path) -> None:
+    shutil.copyfile(tokenizer, folder / TOKENIZER_FILE)
+    for name in EXTRA_TOKENIZER_FILES:
+        if (checkpoint / name).is_file():
+            shutil.copyfile(checkpoint / name, folder / name)
+
+
+@dataclass
+class Gate:
+    """The parity gate of one export: the checkpoint's logits on the sample, and the budget."""
+
+    reference: dict[str, np.ndarray]
+    feeds: dict[str, list[dict]]
+    sample: EvaluationSample
+    budget: float
+    sequences_checked: int
+
+    def check(self, variant: Variant, folder: Path) -> dict[str, Any]:
+        """The gate's record for one variant; one only other hardware runs as deployed is marked skipped."""
+        record: dict[str, Any] = {
+            "data": self.sample.describe(),
+            "tokenizer": {"sequences_checked": self.sequences_checked, "match": True},
+        }
+        if variant.parity_provider is None:
+            record.update(status="skipped", reason=variant.parity_skip_reason, kept_despite_failure=False)
+            if CPU in variant.providers:
+                # The graph handed to the accelerator is still checked, on the CPU: a broken graph fails the gate.
+                graph = self._compare(folder, CPU)
+                record["graph_on_cpu"] = graph
+                if not graph["passed"]:
+                    record.update(status="failed", **{k: graph[k] for k in GATE_FIELDS})
+            return record
+        metrics = self._compare(folder, variant.parity_provider)
+        status = "passed" if metrics["passed"] else "failed"
+        return {
+            **record,
+            "status": status,
+            "provider": variant.parity_provider,
+            **metrics,
+            "kept_despite_failure": False,
+        }
+
+    def _compare(self, folder: Path, provider: str) -> dict[str, Any]:
+        candidate = onnx_logits(folder / MODEL_FILE, provider, self.feeds)
+        return compare(self.reference, candidate, self.sample, self.budget)
+
+
+def _calibration_feeds(
+    info: CheckpointInfo, data_dir: Path, encoder: Encoder, count: int, seed: int, work: Path
+) -> list[dict]:
+    """Batches of the task's English training inputs (never the evaluation items) for INT8 calibration."""
+    import onnx
+
+    zero_shot = ZERO_SHOT.get(info.task)
+    task = get_task(zero_shot.train_task if zero_shot else info.task)
+    split = zero_shot.train_split if zero_shot else task.train_split
+    examples = sample(load_examples(task, split, "en", data_dir), count, seed)
+    if task.kind.value != info.kind:
+        raise XstiltsError(f"calibration data {task.name}/{split} does not have the checkpoint's kind {info.kind}")
+    graph = onnx.load(str(work / "onnx" / "model.onnx"), load_external_data=False).graph
+    names = [i.name for i in graph.input]
+    return [complete_feeds(encoder.feeds(examples[i : i + 8]), names) for i in range(0, len(examples), 8)]
+
+
+def _checkpoint_facts(checkpoint: Path) -> dict[str, Any]:
+    """Which checkpoint the files came from: its folder name and its weights' hash."""
+    weights = next((checkpoint / w for w in WEIGHT_FILES if (checkpoint / w).is_file()), None)
+    return {"folder": checkpoint.name, "weights_sha256": file_sha256(weights) if weights else None}
