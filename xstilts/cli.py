@@ -13,7 +13,15 @@ from collections.abc import Sequence
 from xstilts import __version__
 from xstilts.errors import XstiltsError
 
-STAGES = ("xstilts.tasks.commands", "xstilts.models.commands", "xstilts.demo")
+STAGES = (
+    "xstilts.tasks.commands",
+    "xstilts.models.commands",
+    "xstilts.training.commands",
+    "xstilts.export.commands",
+    "xstilts.serve.commands",
+    "xstilts.bench.commands",
+    "xstilts.demo",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -39,6 +47,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("xstilts: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader of our output went away (e.g. `| head`): not an error of ours.
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":

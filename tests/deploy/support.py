@@ -39,10 +39,25 @@ CRD_KINDS = {("monitoring.coreos.com/v1", "ServiceMonitor")}
 
 # The server contract: every setting's environment variable, and the metrics with their types.
 SETTINGS_ENV = [
-    "XSTILTS_REPOSITORY", "XSTILTS_HOST", "XSTILTS_PORT", "XSTILTS_MODELS", "XSTILTS_VARIANT", "XSTILTS_PROVIDERS",
-    "XSTILTS_REQUIRE_GPU", "XSTILTS_MAX_BATCH_SIZE", "XSTILTS_MAX_BATCH_TOKENS", "XSTILTS_MAX_QUEUE_DELAY_MS",
-    "XSTILTS_MAX_QUEUE_SIZE", "XSTILTS_INTRA_OP_THREADS", "XSTILTS_INTER_OP_THREADS", "XSTILTS_MAX_BODY_BYTES",
-    "XSTILTS_MAX_ITEMS", "XSTILTS_API_KEY", "XSTILTS_API_KEY_FILE", "XSTILTS_AUTH_HEALTH", "XSTILTS_DRAIN_SECONDS",
+    "XSTILTS_REPOSITORY",
+    "XSTILTS_HOST",
+    "XSTILTS_PORT",
+    "XSTILTS_MODELS",
+    "XSTILTS_VARIANT",
+    "XSTILTS_PROVIDERS",
+    "XSTILTS_REQUIRE_GPU",
+    "XSTILTS_MAX_BATCH_SIZE",
+    "XSTILTS_MAX_BATCH_TOKENS",
+    "XSTILTS_MAX_QUEUE_DELAY_MS",
+    "XSTILTS_MAX_QUEUE_SIZE",
+    "XSTILTS_INTRA_OP_THREADS",
+    "XSTILTS_INTER_OP_THREADS",
+    "XSTILTS_MAX_BODY_BYTES",
+    "XSTILTS_MAX_ITEMS",
+    "XSTILTS_API_KEY",
+    "XSTILTS_API_KEY_FILE",
+    "XSTILTS_AUTH_HEALTH",
+    "XSTILTS_DRAIN_SECONDS",
     "XSTILTS_LOG_LEVEL",
 ]
 CONTRACT_METRICS = {
@@ -58,8 +73,15 @@ CONTRACT_METRICS = {
     "xstilts_ready": "gauge",
 }
 CONTRACT_ROUTES = {
-    "/healthz", "/readyz", "/metrics", "/v2/health/live", "/v2/health/ready", "/v2/models/{name}",
-    "/v2/models/{name}/infer", "/v1/models/{name}/predict", "/docs",
+    "/healthz",
+    "/readyz",
+    "/metrics",
+    "/v2/health/live",
+    "/v2/health/ready",
+    "/v2/models/{name}",
+    "/v2/models/{name}/infer",
+    "/v1/models/{name}/predict",
+    "/docs",
 }
 
 
@@ -269,8 +291,11 @@ def _router_prefixes(tree: ast.AST) -> dict[str, str]:
             if called not in ("APIRouter", "FastAPI"):
                 continue
             prefix = next(
-                (k.value.value for k in node.value.keywords
-                 if k.arg == "prefix" and isinstance(k.value, ast.Constant) and isinstance(k.value.value, str)),
+                (
+                    k.value.value
+                    for k in node.value.keywords
+                    if k.arg == "prefix" and isinstance(k.value, ast.Constant) and isinstance(k.value.value, str)
+                ),
                 "",
             )
             for target in node.targets:

@@ -11,8 +11,29 @@ from tests.deploy.support import CONTRACT_METRICS, DASHBOARD
 
 SUFFIXES = {"counter": ("",), "gauge": ("",), "histogram": ("_bucket", "_sum", "_count")}
 PROMQL_WORDS = {
-    "sum", "rate", "irate", "increase", "histogram_quantile", "by", "without", "max", "min", "avg", "count",
-    "label_values", "le", "model", "endpoint", "status", "pod", "variant", "provider", "precision", "on", "and", "or",
+    "sum",
+    "rate",
+    "irate",
+    "increase",
+    "histogram_quantile",
+    "by",
+    "without",
+    "max",
+    "min",
+    "avg",
+    "count",
+    "label_values",
+    "le",
+    "model",
+    "endpoint",
+    "status",
+    "pod",
+    "variant",
+    "provider",
+    "precision",
+    "on",
+    "and",
+    "or",
 }
 
 
@@ -61,8 +82,12 @@ def test_every_query_uses_exported_series(dashboard):
         for counter in re.findall(r"\b(xstilts_\w+_total)\b", expr):
             assert re.search(rf"(rate|increase)\({counter}\b", expr), f"{counter} is a counter: use rate() ({expr})"
     wanted = {
-        "xstilts_requests_total", "xstilts_request_duration_seconds_bucket", "xstilts_queue_duration_seconds_bucket",
-        "xstilts_inference_duration_seconds_bucket", "xstilts_batch_size_bucket", "xstilts_queue_depth",
+        "xstilts_requests_total",
+        "xstilts_request_duration_seconds_bucket",
+        "xstilts_queue_duration_seconds_bucket",
+        "xstilts_inference_duration_seconds_bucket",
+        "xstilts_batch_size_bucket",
+        "xstilts_queue_depth",
     }
     assert wanted <= used, f"the dashboard leaves out {wanted - used}"
 

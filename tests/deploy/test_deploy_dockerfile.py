@@ -53,7 +53,10 @@ def env_of(stages, target: str) -> dict[str, str]:
 def test_hadolint_passes(hadolint):
     done = subprocess.run(
         [hadolint, "--no-color", "--failure-threshold", "info", str(DOCKERFILE)],
-        capture_output=True, text=True, timeout=120, check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert done.returncode == 0 and not done.stdout.strip(), f"hadolint:\n{done.stdout}{done.stderr}"
 

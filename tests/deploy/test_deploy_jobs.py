@@ -76,6 +76,7 @@ def test_export_reads_what_training_writes_and_writes_what_servers_mount(rendere
     repository = export["args"][export["args"].index("--repository") + 1]
     variants = export["args"][export["args"].index("--variants") + 1].split(",")
     assert {"fp32", "int8", "trt-fp16"} <= set(variants)
+
     # the run folder: same claim in both Jobs, mounted at the same path
     def claim_at(job: dict, work: dict, path: str) -> str:
         volumes = {v["name"]: v for v in pod(job)["volumes"]}

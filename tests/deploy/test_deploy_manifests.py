@@ -16,8 +16,14 @@ from tests.deploy.support import CRD_KINDS, K8S_VERSIONS, kustomize_dirs, one, s
 
 DIRS = [str(d) for d in kustomize_dirs()]
 EXPECTED_DIRS = {
-    "base", "overlays/cpu", "overlays/gpu", "jobs/train", "jobs/export", "monitoring",
-    "examples/queue-depth-hpa", "examples/models-init-container",
+    "base",
+    "overlays/cpu",
+    "overlays/gpu",
+    "jobs/train",
+    "jobs/export",
+    "monitoring",
+    "examples/queue-depth-hpa",
+    "examples/models-init-container",
 }
 
 
@@ -56,8 +62,10 @@ def test_builtin_objects_validate_strictly(rendered, directory):
                 kv.validate(doc, version, strict=True)
             except kv.ValidationError as exc:
                 where = ".".join(str(p) for p in exc.path)
-                pytest.fail(f"k8s/{directory}: {doc['kind']}/{doc['metadata']['name']} is invalid for Kubernetes "
-                            f"{version} at {where}: {exc.message}")
+                pytest.fail(
+                    f"k8s/{directory}: {doc['kind']}/{doc['metadata']['name']} is invalid for Kubernetes "
+                    f"{version} at {where}: {exc.message}"
+                )
             except kv.SchemaNotFoundError as exc:
                 pytest.fail(f"k8s/{directory}: {exc.message}; a custom resource must be listed in CRD_KINDS")
         checked += 1
@@ -67,8 +75,12 @@ def test_builtin_objects_validate_strictly(rendered, directory):
 def test_invalid_objects_are_caught():
     """The validator really is strict: a misspelt field and a wrong type both fail."""
     kv = _validator()
-    service = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "x"},
-               "spec": {"ports": [{"port": 80, "targetPort": "http"}], "selectr": {"a": "b"}}}
+    service = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "x"},
+        "spec": {"ports": [{"port": 80, "targetPort": "http"}], "selectr": {"a": "b"}},
+    }
     with pytest.raises(kv.ValidationError):
         kv.validate(service, "1.30.0", strict=True)
     service["spec"] = {"ports": [{"port": "eighty"}]}

@@ -1,0 +1,264 @@
+"""Accuracy through the API: the evaluation sample sent to a running server, scored per language.
+
+This is the number the service actually delivers (its tokenizer, truncation, batching and precision included).
+It is compared with what the bundle recorded at export (``bundle.json`` ``parity``) for the variant the server
+says it serves. With the same sample (same split, seed and items per language, which are export's defaults),
+the two should agree to within a couple of near-tie flips; on another sample, to within sampling error.
+:func:`in_process_predictions` scores the same items with ONNX Runtime in this process, the way the server's
+engine does (no HTTP), which is what the tests hold the API's answers to.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from xstilts.bench.payloads import EvalSample, request_item
+from xstilts.bundle import BUNDLE_FILE, BundleManifest, load_manifest
+from xstilts.errors import XstiltsError
+from xstilts.tasks import Example, TaskKind, get_task
+
+DEFAULT_BATCH_ITEMS = 16
+# z for the two-sample tolerance (99% two-sided), and the smallest tolerance in accuracy points
+Z_99 = 2.576
+MIN_TOLERANCE = 0.01
+# with the very same items, allow this many flipped near-ties per language
+SAME_SAMPLE_FLIPS = 2
+
+
+def auth_headers(api_key: str | None) -> dict[str, str]:
+    return {"Authorization": f"Bearer {api_key}"} if api_key else {}
+
+
+def served_model(url: str, model: str, api_key: str | None = None, timeout: float = 10.0) -> dict[str, Any]:
+    """``GET /v1/models/{name}``: which variant, precision and provider the server runs for ``model``."""
+    import httpx
+
+    try:
+        response = httpx.get(f"{url.rstrip('/')}/v1/models/{model}", headers=auth_headers(api_key), timeout=timeout)
+    except httpx.HTTPError as exc:
+        raise XstiltsError(f"cannot reach {url}: {exc}") from None
+    if response.status_code != 200:
+        raise XstiltsError(f"{url} has no model {model!r}: {response.status_code} {response.text[:200]}")
+    return response.json()
+
+
+def api_predictions(
+    url: str,
+    model: str,
+    sample: EvalSample,
+    batch_items: int = DEFAULT_BATCH_ITEMS,
+    api_key: str | None = None,
+    timeout: float = 120.0,
+    deadline: float | None = None,
+) -> tuple[dict[str, list[int]], dict[str, list[list[float]]], dict[str, Any]]:
+    """Each item's predicted index (label, or choice) and probabilities, per language, as the server answers.
+
+    Items go ``batch_items`` to a request, one request at a time (a 413 halves the batch). ``deadline`` (a
+    ``time.monotonic()`` value) bounds the pass. Returns predictions, probabilities and request statistics.
+    """
+    import httpx
+
+    kind = sample.kind
+    labels = list(get_task(sample.task).labels)
+    path = f"{url.rstrip('/')}/v1/models/{model}/predict"
+    predictions: dict[str, list[int]] = {}
+    probabilities: dict[str, list[list[float]]] = {}
+    stats = {"requests": 0, "items": 0, "truncated": 0, "seconds": 0.0, "batch_items": batch_items}
+    started = time.perf_counter()
+    with httpx.Client(headers=auth_headers(api_key), timeout=timeout) as client:
+        for lang, examples in sample.examples.items():
+            got: list[int] = []
+            probs: list[list[float]] = []
+            position = 0
+            while position < len(examples):
+                if deadline is not None and time.monotonic() > deadline:
+                    raise XstiltsError(f"the accuracy pass ran out of time after {stats['requests']} requests")
+                chunk = examples[position : position + batch_items]
+                body = {"inputs": [request_item(kind, e) for e in chunk]}
+                try:
+                    response = client.post(path, json=body)
+                except httpx.HTTPError as exc:
+                    raise XstiltsError(f"{path}: {exc}") from None
+                stats["requests"] += 1
+                if response.status_code == 413 and batch_items > 1:
+                    batch_items = max(1, batch_items // 2)
+                    stats["batch_items"] = batch_items
+                    continue
+                if response.status_code != 200:
+                    raise XstiltsError(f"{path} answered {response.status_code}: {response.text[:300]}")
+                answer = response.json()
+                for example, prediction in zip(chunk, answer["predictions"], strict=True):
+                    got.append(_index(kind, labels, answer.get("labels"), prediction, example))
+                    probs.append([float(p) for p in prediction["probabilities"]])
+                    stats["truncated"] += bool(prediction.get("truncated"))
+                stats["items"] += len(chunk)
+                position += len(chunk)
+            predictions[lang] = got
+            probabilities[lang] = probs
+    stats["seconds"] = round(time.perf_counter() - started, 3)
+    return predictions, probabilities, stats
+
+
+def _index(kind: TaskKind, labels: list[str], served: list[str] | None, prediction: dict, example: Example) -> int:
+    """The predicted index in the task's label order (or the chosen choice), checked against the label name."""
+    index = int(prediction["index"])
+    if kind is TaskKind.MULTIPLE_CHOICE:
+        return index
+    name = prediction["label"]
+    if name in labels:
+        return labels.index(name)
+    if served and len(served) == len(labels):
+        return index
+    raise XstiltsError(f"the server answered label {name!r}, which the task does not have ({', '.join(labels)})")
+
+
+def accuracy_per_language(sample: EvalSample, predictions: dict[str, Sequence[int]]) -> dict[str, Any]:
+    """Accuracy per language, and their plain average (each language counts once, as in the paper)."""
+    languages = {}
+    for lang, examples in sample.examples.items():
+        got = predictions[lang]
+        if len(got) != len(examples):
+            raise XstiltsError(f"{lang}: {len(got)} predictions for {len(examples)} items")
+        correct = sum(int(p == e.label) for p, e in zip(got, examples, strict=True))
+        languages[lang] = {"examples": len(examples), "correct": correct, "accuracy": correct / len(examples)}
+    average = sum(v["accuracy"] for v in languages.values()) / len(languages)
+    return {"languages": languages, "average": average}
+
+
+def tolerance(p1: float, n1: int, p2: float, n2: int, same_items: bool) -> float:
+    """How far two accuracies may differ before it means something.
+
+    On the very same items a variant can only differ by near-ties that flip (batch padding changes int8's
+    dynamic ranges, summation order changes the last bits): ``SAME_SAMPLE_FLIPS`` items. On different samples,
+    the 99% band of a difference of two proportions. Never below ``MIN_TOLERANCE``.
+    """
+    if same_items:
+        return max(SAME_SAMPLE_FLIPS / max(1, min(n1, n2)), MIN_TOLERANCE)
+    p = (p1 * n1 + p2 * n2) / max(1, n1 + n2)
+    spread = math.sqrt(max(p * (1 - p), 1e-12) * (1 / max(1, n1) + 1 / max(1, n2)))
+    return max(Z_99 * spread, MIN_TOLERANCE)
+
+
+def same_items(sample: EvalSample, parity: dict[str, Any]) -> bool:
+    """Whether the sample is the one export's parity check scored (same task, split, seed and count)."""
+    data = parity.get("data") or {}
+    counts = data.get("examples") or {}
+    return (
+        data.get("task") == sample.task
+        and data.get("split") == sample.split
+        and data.get("seed") == sample.seed
+        and all(counts.get(lang) == len(ex) for lang, ex in sample.examples.items())
+    )
+
+
+def compare_with_parity(sample: EvalSample, measured: dict[str, Any], manifest: BundleManifest) -> dict[str, Any]:
+    """The API's accuracy against the accuracy ``bundle.json`` recorded for the variant at export, per language."""
+    parity = manifest.parity or {}
+    recorded = parity.get("languages") or {}
+    if not recorded:
+        return {"available": False, "reason": f"{manifest.name}/{manifest.variant} recorded no accuracy at export"}
+    same = same_items(sample, parity)
+    languages = {}
+    for lang, got in measured["languages"].items():
+        if lang not in recorded:
+            continue
+        bundle = recorded[lang]
+        tol = tolerance(got["accuracy"], got["examples"], bundle["accuracy"], bundle["examples"], same)
+        difference = got["accuracy"] - bundle["accuracy"]
+        languages[lang] = {
+            "api": got["accuracy"],
+            "bundle": bundle["accuracy"],
+            "bundle_examples": bundle["examples"],
+            "difference": difference,
+            "tolerance": tol,
+            "flag": abs(difference) > tol,
+        }
+    flagged = [lang for lang, v in languages.items() if v["flag"]]
+    common = list(languages)
+    average_api = sum(languages[lang]["api"] for lang in common) / len(common) if common else None
+    average_bundle = sum(languages[lang]["bundle"] for lang in common) / len(common) if common else None
+    return {
+        "available": True,
+        "variant": manifest.variant,
+        "same_items": same,
+        "rule": (
+            f"same items: |difference| > max({SAME_SAMPLE_FLIPS} items, {MIN_TOLERANCE:.0%})"
+            if same
+            else f"different samples: |difference| > max({Z_99} x its standard error, {MIN_TOLERANCE:.0%})"
+        ),
+        "bundle_data": parity.get("data"),
+        "languages": languages,
+        "average": {"api": average_api, "bundle": average_bundle},
+        "flagged": flagged,
+        "agrees": not flagged,
+    }
+
+
+def bundle_manifest(repository: Path, model: str, variant: str) -> BundleManifest | None:
+    """The manifest of ``repository/model/variant``, or None when it is not there."""
+    folder = Path(repository) / model / variant
+    if not (folder / BUNDLE_FILE).is_file():
+        return None
+    return load_manifest(folder)
+
+
+def in_process_predictions(
+    folder: Path, sample: EvalSample, batch_items: int = DEFAULT_BATCH_ITEMS, threads: int = 0
+) -> tuple[dict[str, list[int]], dict[str, list[list[float]]]]:
+    """The bundle's predictions on the sample, in this process: the server's encoder and engine, no HTTP.
+
+    Batches are formed as the accuracy pass sends them (``batch_items`` items of one language), padded to
+    their longest sequence as the server pads them.
+    """
+    import numpy as np
+
+    from xstilts.serve.engine import PlannedModel, load_model, softmax
+    from xstilts.serve.settings import Settings
+
+    folder = Path(folder)
+    manifest = load_manifest(folder)
+    settings = Settings(repository=folder.parent.parent, intra_op_threads=threads, warmup=False)
+    loaded = load_model(PlannedModel(manifest.name, manifest.variant, folder, manifest), settings)
+    kind = TaskKind(manifest.kind)
+    from xstilts.tasks.encoding import example_segments
+
+    predictions: dict[str, list[int]] = {}
+    probabilities: dict[str, list[list[float]]] = {}
+    for lang, examples in sample.examples.items():
+        got: list[int] = []
+        probs: list[list[float]] = []
+        for start in range(0, len(examples), batch_items):
+            chunk = examples[start : start + batch_items]
+            encoded = loaded.encoder.encode([example_segments(kind, e) for e in chunk])
+            choices = len(encoded[0].sequences)
+            sequences = [s for item in encoded for s in item.sequences]
+            logits = loaded.engine.infer(sequences, len(chunk), choices)
+            for row in softmax(np.asarray(logits, dtype=np.float64)):
+                got.append(int(row.argmax()))
+                probs.append([float(p) for p in row])
+        predictions[lang] = got
+        probabilities[lang] = probs
+    return predictions, probabilities
+
+
+def run_accuracy(
+    url: str,
+    model: str,
+    sample: EvalSample,
+    manifest: BundleManifest | None,
+    batch_items: int = DEFAULT_BATCH_ITEMS,
+    api_key: str | None = None,
+    deadline: float | None = None,
+) -> dict[str, Any]:
+    """The whole accuracy pass for one served model: predictions, accuracy per language, the bundle comparison."""
+    predictions, _, stats = api_predictions(url, model, sample, batch_items, api_key, deadline=deadline)
+    measured = accuracy_per_language(sample, predictions)
+    if manifest is None:
+        parity = {"available": False, "reason": "no bundle.json to compare with (pass --repository)"}
+    else:
+        parity = compare_with_parity(sample, measured, manifest)
+    return {**measured, "requests": stats, "parity": parity}

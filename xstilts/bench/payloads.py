@@ -1,0 +1,178 @@
+"""Real evaluation texts as request bodies: one seeded sample shared by the accuracy pass and the load runs.
+
+The sample takes the same items in every language of the task's zero-shot evaluation split (``sample_items``), as
+export's parity check does, so that with the same ``per_language`` and ``seed`` the accuracy measured through the
+API is measured on the very items ``bundle.json`` recorded. Items become ``POST /v1/models/{name}/predict``
+bodies by the friendly API's rules: ``{"text", "text_pair"}`` for pairs, a string for single texts,
+``{"premise", "question", "choices"}`` for multiple choice (the server then applies the shared segment rule of
+:mod:`xstilts.tasks.encoding`).
+
+A payload file (JSON, written by :func:`write_payloads`) is what the locustfile reads: the route, and a list of
+bodies with how many items and sequences each one carries.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from xstilts.atomic import write_json_atomic
+from xstilts.errors import XstiltsError
+from xstilts.tasks import ZERO_SHOT, Example, TaskKind, get_task, load_examples, resolve_languages, sample_items
+
+PAYLOAD_SCHEMA = "xstilts.bench.payloads/1"
+PAYLOADS_ENV = "XSTILTS_BENCH_PAYLOADS"
+
+
+def evaluation_split(task: str) -> str:
+    """The split that evaluates a model of ``task``: its zero-shot evaluation split when it has one."""
+    return ZERO_SHOT[task].eval_split if task in ZERO_SHOT else get_task(task).eval_split
+
+
+@dataclass
+class EvalSample:
+    """The same seeded items in each language of a task's evaluation split."""
+
+    task: str
+    split: str
+    seed: int
+    per_language: int | None  # None: every item
+    examples: dict[str, list[Example]]
+
+    @property
+    def kind(self) -> TaskKind:
+        return get_task(self.task).kind
+
+    @property
+    def languages(self) -> list[str]:
+        return list(self.examples)
+
+    @property
+    def size(self) -> int:
+        return sum(len(v) for v in self.examples.values())
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "task": self.task,
+            "split": self.split,
+            "seed": self.seed,
+            "per_language": self.per_language,
+            "languages": self.languages,
+            "examples": {lang: len(ex) for lang, ex in self.examples.items()},
+            "total": self.size,
+        }
+
+
+def load_sample(
+    task: str,
+    data_dir: Path,
+    languages: str | Sequence[str] | None = None,
+    per_language: int | None = 200,
+    seed: int = 0,
+    split: str | None = None,
+) -> EvalSample:
+    """Up to ``per_language`` items (None: all), the same ones in each language, from ``task``'s evaluation split."""
+    spec = get_task(task)
+    split = split or evaluation_split(task)
+    langs = resolve_languages(spec, split, languages)
+    if per_language is not None and per_language < 1:
+        raise XstiltsError(f"--per-language must be at least 1 (or 'all'), got {per_language}")
+    examples = sample_items({lang: load_examples(spec, split, lang, data_dir) for lang in langs}, per_language, seed)
+    empty = [lang for lang, ex in examples.items() if not ex]
+    if empty:
+        raise XstiltsError(f"{task} {split} has no items to send in {', '.join(empty)}")
+    return EvalSample(task, split, seed, per_language, examples)
+
+
+def request_item(kind: TaskKind, example: Example) -> str | dict[str, Any]:
+    """One item of a ``/v1`` predict body for ``example``."""
+    if kind is TaskKind.MULTIPLE_CHOICE:
+        item: dict[str, Any] = {"premise": example.text_a, "choices": list(example.choices)}
+        if example.text_b:
+            item["question"] = example.text_b
+        return item
+    if kind is TaskKind.SINGLE or example.text_b is None:
+        return example.text_a
+    return {"text": example.text_a, "text_pair": example.text_b}
+
+
+def sequences_of(kind: TaskKind, example: Example) -> int:
+    """How many sequences the model runs for ``example``: one, or one per choice."""
+    return len(example.choices) if kind is TaskKind.MULTIPLE_CHOICE else 1
+
+
+def predict_path(model: str) -> str:
+    return f"/v1/models/{model}/predict"
+
+
+@dataclass
+class PayloadSet:
+    """Request bodies for one model: what the locustfile posts, in order, cycling."""
+
+    model: str
+    path: str
+    items_per_request: int
+    bodies: list[dict[str, Any]]
+    items: list[int]
+    sequences: list[int]
+    data: dict[str, Any] = field(default_factory=dict)
+    schema: str = PAYLOAD_SCHEMA
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any], where: str = "payloads") -> PayloadSet:
+        if data.get("schema") != PAYLOAD_SCHEMA:
+            raise XstiltsError(f"{where}: schema {data.get('schema')!r} is not {PAYLOAD_SCHEMA!r}")
+        try:
+            payloads = cls(**data)
+        except TypeError as exc:
+            raise XstiltsError(f"{where}: not a payload file ({exc})") from None
+        if not payloads.bodies or len(payloads.bodies) != len(payloads.sequences):
+            raise XstiltsError(f"{where}: no bodies, or not one sequence count per body")
+        return payloads
+
+    @property
+    def mean_sequences(self) -> float:
+        return sum(self.sequences) / len(self.sequences)
+
+
+def make_payloads(sample: EvalSample, model: str, items_per_request: int = 1, seed: int = 0) -> PayloadSet:
+    """The sample's items, languages mixed in a seeded order, cut into bodies of ``items_per_request`` items.
+
+    Every item is used; the last body is topped up from the start so that all bodies have the same size.
+    """
+    if items_per_request < 1:
+        raise XstiltsError(f"items per request must be at least 1, got {items_per_request}")
+    kind = sample.kind
+    pool = [e for examples in sample.examples.values() for e in examples]
+    random.Random(seed).shuffle(pool)
+    count = max(1, -(-len(pool) // items_per_request))
+    bodies, items, sequences = [], [], []
+    for index in range(count):
+        chunk = [pool[(index * items_per_request + k) % len(pool)] for k in range(items_per_request)]
+        bodies.append({"inputs": [request_item(kind, e) for e in chunk]})
+        items.append(len(chunk))
+        sequences.append(sum(sequences_of(kind, e) for e in chunk))
+    return PayloadSet(model, predict_path(model), items_per_request, bodies, items, sequences, sample.describe())
+
+
+def write_payloads(path: Path, payloads: PayloadSet) -> Path:
+    write_json_atomic(path, payloads.to_json())
+    return path
+
+
+def read_payloads(path: str | Path) -> PayloadSet:
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise XstiltsError(f"cannot read payload file {path}: {exc.strerror}") from None
+    except json.JSONDecodeError as exc:
+        raise XstiltsError(f"payload file {path} is not JSON: {exc}") from None
+    return PayloadSet.from_json(data, str(path))
