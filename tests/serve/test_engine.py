@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -105,3 +107,18 @@ def test_plan_names_what_is_missing(repository: Path, tmp_path: Path) -> None:
         plan_models(Settings(repository=tmp_path), CPU)
     with pytest.raises(XstiltsError, match="does not exist"):
         plan_models(Settings(repository=tmp_path / "missing"), CPU)
+
+
+def test_a_variant_that_failed_the_parity_gate_is_served_only_when_allowed(repository: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "repository"
+    shutil.copytree(repository / "tiny-xnli", copy / "tiny-xnli")
+    manifest_path = copy / "tiny-xnli" / "int8" / "bundle.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["parity"].update(status="failed", passed=False, accuracy_drop_points=3.5, kept_despite_failure=True)
+    manifest_path.write_text(json.dumps(manifest))
+
+    assert [p.variant for p in plan_models(Settings(repository=copy), CPU)] == ["fp32"]  # auto passes over it
+    with pytest.raises(XstiltsError, match="tiny-xnli/int8 failed the parity gate .*3.5 points.*--allow-failed-parity"):
+        plan_models(Settings(repository=copy, models=["tiny-xnli=int8"]), CPU)
+    allowed = Settings(repository=copy, models=["tiny-xnli=int8"], allow_failed_parity=True)
+    assert [p.variant for p in plan_models(allowed, CPU)] == ["int8"]

@@ -154,10 +154,15 @@ def test_a_killed_run_resumes_from_its_last_checkpoint(write_config, tmp_path):
     process.wait()
     assert saved, f"no trainer checkpoint appeared before the kill (exit code {process.returncode})"
     assert not list((tmp_path / "run" / "phases").glob("*/phase.json")), "the phase finished before the kill"
+    # A kill in the middle of a save leaves a newer checkpoint without its trainer state: it must be passed over.
+    partial = saved[0].parent.parent / "checkpoint-99999"
+    partial.mkdir()
+    (partial / "model.safetensors").write_bytes(b"cut short")
 
     train(path, tmp_path / "run")
     record = json.loads(next((tmp_path / "run" / "phases").glob("*/phase.json")).read_text())
     assert record["resumed_from"] and "checkpoint-" in record["resumed_from"]
+    assert not record["resumed_from"].endswith("checkpoint-99999")
     assert record["steps"] == 400
     steps = [json.loads(x)["step"] for x in (tmp_path / "run" / "train_log.jsonl").read_text().splitlines()]
     assert steps[-1] == 400 and max(steps) == 400

@@ -191,6 +191,7 @@ def compare_with_parity(sample: EvalSample, measured: dict[str, Any], manifest: 
             else f"different samples: |difference| > max({Z_99} x its standard error, {MIN_TOLERANCE:.0%})"
         ),
         "bundle_data": parity.get("data"),
+        "export_gate": parity.get("status"),
         "languages": languages,
         "average": {"api": average_api, "bundle": average_bundle},
         "flagged": flagged,

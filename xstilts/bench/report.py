@@ -463,6 +463,8 @@ def markdown(results: dict[str, Any], plots: dict[str, bool]) -> str:
         agrees = "-"
         if parity.get("available"):
             agrees = "yes" if parity["agrees"] else "**no** (" + ", ".join(parity["flagged"]) + ")"
+        if parity.get("export_gate") == "failed":
+            agrees += " (failed the export parity gate)"
         rows.append(
             [
                 t["label"],

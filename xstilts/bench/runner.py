@@ -449,7 +449,8 @@ def bench_compare(
                     repository,
                     f"{target.model}={target.variant or 'auto'}",
                     logs / f"{_slug(target.label)}.log",
-                    serve_args or [],
+                    # a compared variant is named on purpose: measure it even if export kept it past the gate
+                    ["--allow-failed-parity", *(serve_args or [])],
                 )
             log(f"{target.label}: starting {server.url}")
             try:

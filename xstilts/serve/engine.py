@@ -202,10 +202,18 @@ class PlannedModel:
     manifest: BundleManifest
 
 
-def choose_variant(name: str, variants: dict[str, Path], wanted: str, provider: str) -> str:
+def failed_parity(manifest: BundleManifest) -> bool:
+    """Whether export kept this variant although it failed the parity gate."""
+    return manifest.parity.get("status") == "failed"
+
+
+def choose_variant(
+    name: str, variants: dict[str, Path], wanted: str, provider: str, allow_failed_parity: bool = False
+) -> str:
     """The variant to serve: ``wanted`` if named; for ``auto``, the one made for ``provider`` (the bundle's
     ``execution.providers`` list, best first), then by precision (int8 first on a CPU, fp16 first on a GPU),
-    then the variant named after its precision (``int8`` before ``O3``)."""
+    then the variant named after its precision (``int8`` before ``O3``). ``auto`` passes over variants that
+    failed the parity gate unless ``allow_failed_parity``."""
     if wanted != "auto":
         if wanted not in variants:
             raise XstiltsError(f"model {name} has no variant {wanted!r}; it has: {', '.join(sorted(variants))}")
@@ -217,6 +225,9 @@ def choose_variant(name: str, variants: dict[str, Path], wanted: str, provider: 
             manifest = load_manifest(folder)
         except XstiltsError as exc:
             log.warning("skipping %s/%s: %s", name, variant, exc)
+            continue
+        if failed_parity(manifest) and not allow_failed_parity:
+            log.warning("skipping %s/%s: it failed the parity gate", name, variant)
             continue
         meant_for = list(manifest.execution.get("providers") or [])
         fit = meant_for.index(provider) if provider in meant_for else (len(meant_for) if meant_for else 1) + 10
@@ -240,9 +251,17 @@ def plan_models(settings: Settings, provider: str) -> list[PlannedModel]:
         )
     planned = []
     for name, variant in wanted.items():
-        chosen = choose_variant(name, bundles[name], variant or settings.variant, provider)
+        allowed = settings.allow_failed_parity
+        chosen = choose_variant(name, bundles[name], variant or settings.variant, provider, allowed)
         folder = bundles[name][chosen]
-        planned.append(PlannedModel(name, chosen, folder, load_manifest(folder)))
+        manifest = load_manifest(folder)
+        if failed_parity(manifest) and not allowed:
+            drop = manifest.parity.get("accuracy_drop_points")
+            raise XstiltsError(
+                f"{name}/{chosen} failed the parity gate at export (accuracy drop {drop} points): "
+                "serve another variant, or pass --allow-failed-parity"
+            )
+        planned.append(PlannedModel(name, chosen, folder, manifest))
     return planned
 
 

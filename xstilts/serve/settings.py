@@ -44,6 +44,9 @@ class Settings(BaseModel):
         default_factory=lambda: ["cpu"], description="execution providers in order of preference: tensorrt,cuda,cpu"
     )
     require_gpu: bool = Field(False, description="refuse to start unless a GPU provider actually runs every model")
+    allow_failed_parity: bool = Field(
+        False, description="serve variants that failed export's parity gate (kept with --keep-failed)"
+    )
     max_batch_size: int = Field(
         8, ge=1, le=4096, description="most items in one batch (8 suits CPUs; GPUs want 32 to 128)"
     )

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from xstilts.errors import XstiltsError
 from xstilts.tasks import ZERO_SHOT, get_task, resolve_languages
+from xstilts.yamlfile import load_mapping
 
 
 class Strict(BaseModel):
@@ -139,14 +140,7 @@ def evaluation_spec(config: RunConfig) -> tuple[str, str]:
 
 def load_config(path: Path, overrides: list[str] | None = None) -> RunConfig:
     """Read a YAML run config, apply ``key.sub=value`` overrides, and validate it strictly."""
-    if not path.is_file():
-        raise XstiltsError(f"config {path} does not exist")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise XstiltsError(f"config {path} is not valid YAML: {exc}") from None
-    if not isinstance(data, dict):
-        raise XstiltsError(f"config {path} must be a mapping of settings")
+    data = load_mapping(path, "config")
     for override in overrides or []:
         apply_override(data, override)
     try:

@@ -12,7 +12,7 @@ from typing import Any
 import torch
 from transformers import Trainer, TrainerCallback, TrainingArguments
 from transformers.trainer_callback import ProgressCallback
-from transformers.trainer_utils import get_last_checkpoint
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from xstilts.atomic import write_json_atomic
 from xstilts.errors import XstiltsError
@@ -29,6 +29,25 @@ from xstilts.training.model import (
 
 PHASE_FILE = "phase.json"
 LOG_FILE = "log.jsonl"
+
+
+def last_complete_checkpoint(folder: Path) -> str | None:
+    """The newest Trainer checkpoint in ``folder`` that was written to the end, or None.
+
+    Trainer writes ``trainer_state.json`` last: a run killed while saving leaves a newer folder without a
+    readable one, and resuming from it would fail every later run.
+    """
+    complete: list[tuple[int, Path]] = []
+    for path in folder.glob(f"{PREFIX_CHECKPOINT_DIR}-*"):
+        step = path.name.rsplit("-", 1)[1]
+        if not step.isdigit():
+            continue
+        try:
+            json.loads((path / "trainer_state.json").read_text())
+        except (OSError, ValueError):
+            continue
+        complete.append((int(step), path))
+    return str(max(complete)[1]) if complete else None
 
 
 @dataclass
@@ -145,7 +164,7 @@ def run_phase(plan: PhasePlan, run: RunConfig, tokenizer: Any, max_length: int, 
     )
     trainer.remove_callback(ProgressCallback)
     trainer.add_callback(QuietProgress)
-    resume = get_last_checkpoint(args.output_dir) if Path(args.output_dir).is_dir() else None
+    resume = last_complete_checkpoint(Path(args.output_dir))
     if resume is None:
         (plan.folder / LOG_FILE).unlink(missing_ok=True)
     output = trainer.train(resume_from_checkpoint=resume)
