@@ -20,6 +20,7 @@ STAGES = (
     "xstilts.export.commands",
     "xstilts.serve.commands",
     "xstilts.bench.commands",
+    "xstilts.grid.commands",
     "xstilts.demo",
 )
 

@@ -1,0 +1,212 @@
+"""One result row per cell, read from the files its stages wrote; ``results.jsonl`` and ``results.csv`` rebuilt
+from every cell's ``row.json`` (each cell writes only its own row, so concurrent cells never share a file)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from xstilts.atomic import write_text_atomic
+from xstilts.grid.cells import Cell
+from xstilts.grid.layout import CellLayout, GridLayout, exclusive
+
+ROW_SCHEMA = "xstilts.grid.row/1"
+ENGLISH = "en"
+
+
+def non_english_average(accuracy: dict[str, float]) -> float | None:
+    values = [v for lang, v in accuracy.items() if lang != ENGLISH]
+    return sum(values) / len(values) if values else None
+
+
+def training_results(results: dict[str, Any]) -> dict[str, Any]:
+    """Zero-shot accuracy of the checkpoint, from the run's results.json."""
+    return {
+        "task": results["task"],
+        "split": results["split"],
+        "per_language": results["sample_per_language"],
+        "languages": {lang: v["accuracy"] for lang, v in results["languages"].items()},
+        "average": results["average"],
+        "average_non_english": results.get("average_non_english"),
+    }
+
+
+def api_accuracy(target: dict[str, Any]) -> dict[str, Any]:
+    """Accuracy through the live API of one served variant, from the bench's results.json."""
+    measured = target["accuracy"]
+    languages = {lang: v["accuracy"] for lang, v in measured["languages"].items()}
+    bundle = target.get("bundle") or {}
+    return {
+        "languages": languages,
+        "average": measured["average"],
+        "average_non_english": non_english_average(languages),
+        "items": measured["requests"]["items"],
+        "agrees_with_export": measured.get("parity", {}).get("agrees"),
+        "export_parity_average": bundle.get("parity_average"),
+        "provider": (target.get("served") or {}).get("provider"),
+    }
+
+
+def serving(target: dict[str, Any]) -> dict[str, Any] | None:
+    """Serving cost of one variant: best closed-loop throughput, offline throughput, open-loop latency."""
+    scenarios = [s for s in target.get("scenarios", []) if not s.get("error")]
+    if not scenarios:
+        return None
+    out: dict[str, Any] = {}
+    closed = [s for s in scenarios if s["mode"] == "closed"]
+    if closed:
+        best = max(closed, key=lambda s: s["sequences_per_s"])
+        out |= {
+            "closed_peak_seq_per_s": best["sequences_per_s"],
+            "closed_peak_users": best["users"],
+            "closed_peak_p50_ms": best["latency_ms"]["p50"],
+            "closed_peak_p99_ms": best["latency_ms"]["p99"],
+        }
+    for s in scenarios:
+        if s["mode"] == "offline":
+            out["offline_seq_per_s"] = s["sequences_per_s"]
+        elif s["mode"] == "open":
+            out[s["name"]] = {
+                "rate_rps": s["rate"],
+                "seq_per_s": s["sequences_per_s"],
+                "p50_ms": s["latency_ms"]["p50"],
+                "p99_ms": s["latency_ms"]["p99"],
+            }
+    return out
+
+
+def budget(run_config: dict[str, Any], manifest: dict[str, Any], bench_flags: dict[str, str]) -> dict[str, Any]:
+    phases = [
+        {k: p[k] for k in ("label", "steps", "batch_size", "gradient_accumulation", "learning_rate", "max_length")}
+        for p in manifest["phases"]
+    ]
+    return {
+        "intermediate_steps_total": sum(p["steps"] for p in phases[:-1]),
+        "target_steps": phases[-1]["steps"],
+        "batch_size": phases[-1]["batch_size"],
+        "max_length": run_config["max_length"],
+        "freeze_embeddings": run_config["freeze_embeddings"],
+        "evaluation_per_language": run_config["evaluation"]["max_per_language"],
+        "bench_per_language": bench_flags["--per-language"],
+        "phases": phases,
+    }
+
+
+def lineage(manifest: dict[str, Any], bundles: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The key facts of the training manifest (model, phases with data hashes) and of the bundles."""
+    keep = ("index", "label", "key", "steps", "seed", "batch_size", "train_loss", "wall_time_s", "device", "reused")
+    return {
+        "model": manifest["model"],
+        "xstilts_version": manifest["xstilts_version"],
+        "phases": [
+            {
+                **{k: p[k] for k in keep},
+                "tasks": [
+                    {
+                        "task": t["task"],
+                        "data": t["data"],
+                        "languages": t["languages"],
+                        "examples": t["examples"],
+                        "files": t["files"],
+                    }
+                    for t in p["tasks"]
+                ],
+            }
+            for p in manifest["phases"]
+        ],
+        "machine": manifest["machine"],
+        "bundles": bundles,
+    }
+
+
+def build_row(
+    cell: Cell,
+    config_hash: str,
+    paths: CellLayout,
+    grid: GridLayout,
+    bench_flags: dict[str, str],
+    wall_s: dict[str, float | None],
+) -> dict[str, Any]:
+    """The cell's row from its run's results.json and manifest.json, its bundles and its bench results.json."""
+    results = json.loads((paths.run / "results.json").read_text())
+    manifest = json.loads((paths.run / "manifest.json").read_text())
+    bench = json.loads((paths.bench / "results.json").read_text())
+    targets = {t["variant"]: t for t in bench["targets"]}
+    bundles = {}
+    for variant in targets:
+        facts = json.loads((grid.repository / cell.bundle / variant / "bundle.json").read_text())
+        bundles[variant] = {
+            "precision": facts["precision"],
+            "parity": facts["parity"].get("status"),
+            "model_sha256": facts["files"].get("model.onnx", {}).get("sha256"),
+        }
+    served = {v: serving(t) for v, t in targets.items()} if cell.load else {}
+    return {
+        "schema": ROW_SCHEMA,
+        "id": cell.id,
+        "aliases": list(cell.aliases),
+        **cell.axes(),
+        "config_hash": config_hash,
+        "bundle": cell.bundle,
+        "training": training_results(results),
+        "api": {v: api_accuracy(t) for v, t in targets.items()},
+        "serving": {v: s for v, s in served.items() if s},
+        "budget": budget(cell.run, manifest, bench_flags),
+        "wall_s": {**wall_s, "training_phases": round(sum(p["wall_time_s"] for p in manifest["phases"]), 1)},
+        "lineage": lineage(manifest, bundles),
+        "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+# ---------------------------------------------------------------------------------------------------- tables
+
+
+def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested values as ``a.b.c`` columns; lists as ``;``-joined text (the lineage stays in the JSON lines)."""
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out |= flatten(value, f"{name}.")
+        elif isinstance(value, list):
+            out[name] = ";".join(json.dumps(v, sort_keys=True) if isinstance(v, dict) else str(v) for v in value)
+        else:
+            out[name] = value
+    return out
+
+
+def to_csv(rows: list[dict[str, Any]]) -> str:
+    flat = [flatten({k: v for k, v in row.items() if k != "lineage"}) for row in rows]
+    columns: list[str] = []
+    for row in flat:
+        columns += [c for c in row if c not in columns]
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    for row in flat:
+        writer.writerow({c: "" if row.get(c) is None else row[c] for c in columns})
+    return buffer.getvalue()
+
+
+def read_rows(grid: GridLayout) -> list[dict[str, Any]]:
+    rows = [json.loads(path.read_text()) for path in grid.row_files()]
+    return sorted(rows, key=lambda r: r["id"])
+
+
+def rebuild(grid: GridLayout) -> list[dict[str, Any]]:
+    """Rewrite results.jsonl and results.csv from every row.json, sorted by cell id, atomically and under a lock."""
+    with exclusive(grid.lock("results")):
+        rows = read_rows(grid)
+        write_text_atomic(grid.results, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+        write_text_atomic(grid.results_csv, to_csv(rows))
+    return rows
+
+
+def read_results(path: Path) -> list[dict[str, Any]]:
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]

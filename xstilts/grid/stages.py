@@ -1,0 +1,167 @@
+"""A cell's three stages, each through its own command (``xstilts train``, ``export``, ``bench``) in a subprocess.
+
+The grid talks to the stages through their files only. Each stage is skipped when its output is already there:
+a trained run (its results, manifest and checkpoint), a complete bundle for every variant, a bench
+``results.json`` without errors. Training resumes by itself (phase store, Trainer checkpoints).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from xstilts.atomic import write_text_atomic
+from xstilts.bundle import load_manifest
+from xstilts.checkpoint import CHECKPOINT_FILE
+from xstilts.errors import XstiltsError
+from xstilts.grid.cells import Cell
+from xstilts.grid.config import GridConfig
+from xstilts.grid.layout import CellLayout, GridLayout, exclusive
+from xstilts.training.config import stable_hash
+
+ERROR_PREFIX = "xstilts: error: "
+
+
+def run_command(argv: list[str], log: Path) -> float:
+    """Run ``xstilts ARGV`` with its output in ``log``; returns its wall time, fails with its one-line error."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    with log.open("w", encoding="utf-8") as handle:
+        handle.write(f"$ xstilts {' '.join(argv)}\n")
+        handle.flush()
+        code = subprocess.call([sys.executable, "-m", "xstilts.cli", *argv], stdout=handle, stderr=subprocess.STDOUT)
+    if code != 0:
+        lines = [line.strip() for line in log.read_text(encoding="utf-8", errors="replace").splitlines()]
+        errors = [line.removeprefix(ERROR_PREFIX) for line in lines if line.startswith(ERROR_PREFIX)]
+        last = errors[-1] if errors else next((line for line in reversed(lines) if line), "no output")
+        raise XstiltsError(f"xstilts {argv[0]} exited with code {code}: {last} (log: {log})")
+    return time.monotonic() - started
+
+
+def data_args(data_dir: Path) -> list[str]:
+    return ["--data-dir", str(data_dir)]
+
+
+# ------------------------------------------------------------------------------------------------------ train
+
+
+def trained(paths: CellLayout) -> bool:
+    run = paths.run
+    return all(p.is_file() for p in (run / "results.json", run / "manifest.json", run / "checkpoint" / CHECKPOINT_FILE))
+
+
+def first_phase_key(cell: Cell) -> str:
+    """What every cell that could share a phase with this one shares: the model, run-wide settings, first phase."""
+    run = cell.run
+    first = (run["intermediate"] or [run["target"]])[0]
+    shared = {k: run[k] for k in ("model", "seed", "max_length", "freeze_embeddings", "precision")}
+    return stable_hash({**shared, "first_phase": first})
+
+
+def train(cell: Cell, grid: GridLayout, paths: CellLayout, data_dir: Path) -> float | None:
+    """Train the cell's run with the shared phase store; None when it was already trained."""
+    write_text_atomic(paths.config, yaml.safe_dump(cell.run, sort_keys=False))
+    if trained(paths):
+        return None
+    argv = ["train", str(paths.config), "--output", str(paths.run), "--phase-store", str(grid.phases)]
+    # Cells sharing phases must not train the same phase folder at once (parallel pods on one volume).
+    with exclusive(grid.lock(f"phase-{first_phase_key(cell)}"), f"  {cell.id}: waiting for a cell sharing a phase"):
+        return run_command([*argv, *data_args(data_dir)], paths.log("train"))
+
+
+# ------------------------------------------------------------------------------------------------------ export
+
+
+def exported(config: GridConfig, cell: Cell, grid: GridLayout) -> bool:
+    """Whether every variant's bundle is complete; a bundle folder missing a variant cannot be reused."""
+    folder = grid.repository / cell.bundle
+    if not folder.exists():
+        return False
+    missing = [v for v in config.export.variants if not (folder / v / "bundle.json").is_file()]
+    if missing:
+        raise XstiltsError(
+            f"{folder} exists without variant(s) {', '.join(missing)}: it was exported with other settings; "
+            "remove it to export again"
+        )
+    for variant in config.export.variants:
+        load_manifest(folder / variant)
+    return True
+
+
+def export(config: GridConfig, cell: Cell, grid: GridLayout, paths: CellLayout, data_dir: Path) -> float | None:
+    """Export the trained checkpoint into the grid's repository; None when its bundles were already complete."""
+    if exported(config, cell, grid):
+        return None
+    e = config.export
+    argv = [
+        "export", str(paths.run / "checkpoint"), "--repository", str(grid.repository), "--name", cell.bundle,
+        "--variants", ",".join(e.variants), "--parity-examples", str(e.parity_examples),
+        "--max-accuracy-drop", str(e.max_accuracy_drop), *(["--keep-failed"] if e.keep_failed else []),
+    ]  # fmt: skip
+    return run_command([*argv, *data_args(data_dir)], paths.log("export"))
+
+
+# ------------------------------------------------------------------------------------------------------ bench
+
+
+def bench_settings(config: GridConfig, cell: Cell) -> dict[str, str]:
+    """The bench flags of a cell (without paths): the target's evaluation sample, load scenarios if a load cell."""
+    b, evaluation = config.bench, cell.run["evaluation"]
+    per_language = b.per_language if b.per_language is not None else evaluation["max_per_language"] or "all"
+    flags = {
+        "--compare": ",".join(f"{cell.bundle}/{v}" for v in config.export.variants),
+        "--per-language": str(per_language),
+        "--seed": str(evaluation["seed"]),
+        "--scenarios": ",".join(["accuracy", *(b.scenarios if cell.load else [])]),
+        "--accuracy-batch": str(b.accuracy_batch),
+        "--accuracy-timeout": b.accuracy_timeout,
+        "--serve-args": b.serve_args,
+    }
+    if evaluation["languages"] != "all":
+        flags["--languages"] = ",".join(evaluation["languages"])
+    if cell.load:
+        flags |= {
+            "--users": ",".join(map(str, b.users)),
+            "--rates": ",".join(b.rates),
+            "--offline-users": str(b.offline_users),
+            "--offline-items": str(b.offline_items),
+            "--duration": b.duration,
+            "--max-requests": str(b.max_requests),
+        }
+    return flags
+
+
+def bench_errors(results: dict[str, Any]) -> list[str]:
+    errors = []
+    for target in results.get("targets", []):
+        for key in ("error", "accuracy_error"):
+            if target.get(key):
+                errors.append(f"{target['label']}: {target[key].splitlines()[0]}")
+    return errors
+
+
+def benched(paths: CellLayout) -> bool:
+    results = paths.bench / "results.json"
+    return results.is_file() and not bench_errors(json.loads(results.read_text()))
+
+
+def bench(config: GridConfig, cell: Cell, grid: GridLayout, paths: CellLayout, data_dir: Path) -> float | None:
+    """Serve each variant in turn and measure it; None when a complete bench result was already there."""
+    if benched(paths):
+        return None
+    if paths.bench.exists():
+        shutil.rmtree(paths.bench)  # a killed or failed bench: measure again from scratch
+    flags = [f"{flag}={value}" for flag, value in bench_settings(config, cell).items()]
+    argv = ["bench", "--repository", str(grid.repository), *flags, "--output", str(paths.bench)]
+    seconds = run_command([*argv, *data_args(data_dir)], paths.log("bench"))
+    errors = bench_errors(json.loads((paths.bench / "results.json").read_text()))
+    if errors:
+        raise XstiltsError(f"bench of {cell.id} failed: {'; '.join(errors)} (log: {paths.log('bench')})")
+    return seconds
