@@ -129,6 +129,8 @@ def test_report_tables_show_the_rows(grid_run: GridRun, tmp_path: Path):
     assert f"| {served['closed_peak_seq_per_s']:.0f} (n=1) |" in report
     for name in ("q1_size_transfer", "q2_duration_accuracy", "q2_duration_serving", "q3_multilingual"):
         assert (tmp_path / "report" / f"{name}.png").stat().st_size > 1000
+    copied = [json.loads(line) for line in (tmp_path / "report" / "results.jsonl").read_text().splitlines()]
+    assert sorted(r["id"] for r in copied) == sorted(r["id"] for r in grid_run.rows())
 
 
 def test_report_marks_cells_without_results_as_not_run(grid_run: GridRun, tmp_path: Path):

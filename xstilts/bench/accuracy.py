@@ -129,15 +129,20 @@ def accuracy_per_language(sample: EvalSample, predictions: dict[str, Sequence[in
     return {"languages": languages, "average": average}
 
 
-def tolerance(p1: float, n1: int, p2: float, n2: int, same_items: bool) -> float:
+def tolerance(p1: float, n1: int, p2: float, n2: int, same_items: bool, fragile: float = 0.0) -> float:
     """How far two accuracies may differ before it means something.
 
-    On the very same items a variant can only differ by near-ties that flip (batch padding changes int8's
-    dynamic ranges, summation order changes the last bits): ``SAME_SAMPLE_FLIPS`` items. On different samples,
-    the 99% band of a difference of two proportions. Never below ``MIN_TOLERANCE``.
+    On the very same items a variant can only differ by near-ties that flip: summation order changes fp32's last
+    bits (``SAME_SAMPLE_FLIPS`` items), and int8's dynamic quantization takes its activation ranges from the
+    whole batch, so an item's label depends on what it was batched with. ``fragile`` is the share of items
+    whose label the variant changed against the checkpoint at export (1 - label agreement): if each of them may
+    flip either way, the difference has a standard error of sqrt(fragile / n), and the 99% band of that is
+    allowed. On different samples, the 99% band of a difference of two proportions. Never below
+    ``MIN_TOLERANCE``.
     """
     if same_items:
-        return max(SAME_SAMPLE_FLIPS / max(1, min(n1, n2)), MIN_TOLERANCE)
+        n = max(1, min(n1, n2))
+        return max(SAME_SAMPLE_FLIPS / n, Z_99 * math.sqrt(max(fragile, 0.0) / n), MIN_TOLERANCE)
     p = (p1 * n1 + p2 * n2) / max(1, n1 + n2)
     spread = math.sqrt(max(p * (1 - p), 1e-12) * (1 / max(1, n1) + 1 / max(1, n2)))
     return max(Z_99 * spread, MIN_TOLERANCE)
@@ -162,12 +167,13 @@ def compare_with_parity(sample: EvalSample, measured: dict[str, Any], manifest: 
     if not recorded:
         return {"available": False, "reason": f"{manifest.name}/{manifest.variant} recorded no accuracy at export"}
     same = same_items(sample, parity)
+    fragile = 1.0 - float(parity.get("label_agreement", 1.0))
     languages = {}
     for lang, got in measured["languages"].items():
         if lang not in recorded:
             continue
         bundle = recorded[lang]
-        tol = tolerance(got["accuracy"], got["examples"], bundle["accuracy"], bundle["examples"], same)
+        tol = tolerance(got["accuracy"], got["examples"], bundle["accuracy"], bundle["examples"], same, fragile)
         difference = got["accuracy"] - bundle["accuracy"]
         languages[lang] = {
             "api": got["accuracy"],
@@ -186,7 +192,8 @@ def compare_with_parity(sample: EvalSample, measured: dict[str, Any], manifest: 
         "variant": manifest.variant,
         "same_items": same,
         "rule": (
-            f"same items: |difference| > max({SAME_SAMPLE_FLIPS} items, {MIN_TOLERANCE:.0%})"
+            f"same items: |difference| > max({SAME_SAMPLE_FLIPS} items, {Z_99} x sqrt({fragile:.3f} / n), "
+            f"{MIN_TOLERANCE:.0%}), {fragile:.3f} = the share of labels export saw this variant change"
             if same
             else f"different samples: |difference| > max({Z_99} x its standard error, {MIN_TOLERANCE:.0%})"
         ),

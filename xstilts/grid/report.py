@@ -410,4 +410,8 @@ def write_report(config: GridConfig, cells: list[Cell], grid: GridLayout, folder
     ]
     path = folder / "report.md"
     write_text_atomic(path, "".join(sections))
+    # the report's own data beside it: the rows it was read from, with their full lineage
+    for source in (grid.results, grid.results_csv):
+        if source.is_file():
+            write_text_atomic(folder / source.name, source.read_text(encoding="utf-8"))
     return path
