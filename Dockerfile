@@ -5,7 +5,8 @@
 #   serve-cpu  slim Python 3.12 with the `serve` extra (onnxruntime CPU, tokenizers, FastAPI); no torch; non-root
 #   serve-gpu  NVIDIA CUDA 13.0 runtime + cuDNN 9 (Ubuntu 24.04) with the `gpu` extra (onnxruntime-gpu only, never
 #              the CPU onnxruntime) and the TensorRT 10 libraries the TensorRT execution provider links against
-#   train      PyTorch 2.13 CUDA 13 image with the `train` and `export` extras: `xstilts train` and `xstilts export`
+#   train      PyTorch 2.13 CUDA 13 image with the `train`, `export`, `serve` and `bench` extras: `xstilts train`,
+#              `xstilts export`, and the research grid's Job (`xstilts grid --cell I`: train, export, serve, bench)
 #   bundles    busybox with a model repository at /models and nothing else, for an init container
 #
 # Model bundles are never downloaded when a container starts. The server reads the repository at
@@ -134,7 +135,7 @@ ENV PIP_NO_CACHE_DIR=1 \
 WORKDIR /opt/xstilts
 COPY pyproject.toml ./
 COPY xstilts ./xstilts
-RUN pip install --no-cache-dir "./[train,export]" \
+RUN pip install --no-cache-dir "./[train,export,serve,bench]" \
     && python -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda)"
 RUN groupadd --system --gid 10001 xstilts \
     && useradd --system --uid 10001 --gid xstilts --home-dir /home/xstilts --create-home \

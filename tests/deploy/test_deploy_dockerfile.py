@@ -89,7 +89,7 @@ def test_images_install_the_right_extras(stages):
     cpu, gpu, train = installs(stages, "serve-cpu"), installs(stages, "serve-gpu"), installs(stages, "train")
     assert '"./[serve]"' in cpu and "[gpu]" not in cpu
     assert '"./[gpu]"' in gpu and "[serve]" not in gpu, "the GPU image must not get the CPU onnxruntime"
-    assert '"./[train,export]"' in train
+    assert '"./[train,export,serve,bench]"' in train, "the grid's Job trains, exports, serves and benches"
     for text in (cpu, gpu):
         assert not re.search(r"\btorch\b|\[train|transformers", text), "the serving images carry no torch"
     assert not any(dep.startswith("onnxruntime") and not dep.startswith("onnxruntime-gpu") for dep in extras["gpu"])
