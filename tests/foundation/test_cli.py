@@ -164,3 +164,10 @@ def test_no_data_dir_at_all(tmp_path):
         [sys.executable, "-m", "xstilts.cli", "tasks"], cwd=workdir, env=env, capture_output=True, text=True
     )
     assert_one_line_error(result, "no data folder", DATA_DIR_ENV)
+
+
+@pytest.mark.parametrize("flag", ["--steps", "--per-language"])
+def test_demo_refuses_an_empty_budget_before_doing_anything(flag, tmp_path):
+    result = run("demo", "--output", str(tmp_path / "demo"), flag, "0")
+    assert_one_line_error(result, "--steps and --per-language must be at least 1")
+    assert not (tmp_path / "demo").exists()
