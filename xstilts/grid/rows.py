@@ -11,16 +11,12 @@ from pathlib import Path
 from typing import Any
 
 from xstilts.atomic import write_text_atomic
+from xstilts.bundle import load_manifest
 from xstilts.grid.cells import Cell
 from xstilts.grid.layout import CellLayout, GridLayout, exclusive
+from xstilts.tasks import non_english_average
 
 ROW_SCHEMA = "xstilts.grid.row/1"
-ENGLISH = "en"
-
-
-def non_english_average(accuracy: dict[str, float]) -> float | None:
-    values = [v for lang, v in accuracy.items() if lang != ENGLISH]
-    return sum(values) / len(values) if values else None
 
 
 def training_results(results: dict[str, Any]) -> dict[str, Any]:
@@ -138,11 +134,11 @@ def build_row(
     targets = {t["variant"]: t for t in bench["targets"]}
     bundles = {}
     for variant in targets:
-        facts = json.loads((grid.repository / cell.bundle / variant / "bundle.json").read_text())
+        bundle = load_manifest(grid.repository / cell.bundle / variant)
         bundles[variant] = {
-            "precision": facts["precision"],
-            "parity": facts["parity"].get("status"),
-            "model_sha256": facts["files"].get("model.onnx", {}).get("sha256"),
+            "precision": bundle.precision,
+            "parity": bundle.parity.get("status"),
+            "model_sha256": bundle.files.get("model.onnx", {}).get("sha256"),
         }
     served = {v: serving(t) for v, t in targets.items()} if cell.load else {}
     return {

@@ -10,7 +10,7 @@ from xstilts.tasks.loading import (
     sample_items,
     split_files,
 )
-from xstilts.tasks.protocol import ZERO_SHOT, ZeroShot, check_no_leak
+from xstilts.tasks.protocol import ZERO_SHOT, ZeroShot, check_no_leak, non_english_average
 from xstilts.tasks.registry import TASKS
 from xstilts.tasks.types import Example, Split, Task, TaskKind
 
@@ -27,6 +27,7 @@ __all__ = [
     "get_split",
     "get_task",
     "load_examples",
+    "non_english_average",
     "resolve_languages",
     "sample",
     "sample_items",

@@ -7,7 +7,7 @@ trained on (in any language, in any phase) and evaluated.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from xstilts.errors import XstiltsError
@@ -55,3 +55,12 @@ def check_no_leak(trained_uids: Iterable[str], evaluated_uids: Iterable[str], wh
             f"{where}: {len(shared)} evaluated items are translations of trained items (e.g. {sample}); "
             "train on a different split or task"
         )
+
+
+SOURCE_LANGUAGE = "en"
+
+
+def non_english_average(accuracy: Mapping[str, float]) -> float | None:
+    """The plain average over the target languages (all but the English source), or None when there are none."""
+    others = [value for lang, value in accuracy.items() if lang != SOURCE_LANGUAGE]
+    return sum(others) / len(others) if others else None

@@ -12,7 +12,16 @@ from tqdm import tqdm
 
 from xstilts.checkpoint import CheckpointInfo
 from xstilts.errors import XstiltsError
-from xstilts.tasks import Example, Task, TaskKind, get_task, load_examples, resolve_languages, sample_items
+from xstilts.tasks import (
+    Example,
+    Task,
+    TaskKind,
+    get_task,
+    load_examples,
+    non_english_average,
+    resolve_languages,
+    sample_items,
+)
 from xstilts.training.data import Collator, tokenize
 from xstilts.training.model import head_class
 
@@ -86,8 +95,7 @@ def evaluate(
         logits = predict(model, tokenizer, task.kind, examples, info.max_length, batch_size, desc=f"eval {lang}")
         gold = torch.tensor([e.label for e in examples])
         per_language[lang] = {"accuracy": float((logits.argmax(-1) == gold).float().mean()), "examples": len(examples)}
-    accuracies = [v["accuracy"] for v in per_language.values()]
-    others = [v["accuracy"] for lang, v in per_language.items() if lang != "en"]
+    accuracies = {lang: v["accuracy"] for lang, v in per_language.items()}
     return {
         "task": task.name,
         "split": split,
@@ -95,8 +103,8 @@ def evaluate(
         "sample_per_language": max_per_language,
         "seed": seed,
         "languages": per_language,
-        "average": sum(accuracies) / len(accuracies),
-        "average_non_english": sum(others) / len(others) if others else None,
+        "average": sum(accuracies.values()) / len(accuracies),
+        "average_non_english": non_english_average(accuracies),
         "wall_time_s": round(time.time() - started, 1),
         "device": str(model.device),
     }
