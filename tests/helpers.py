@@ -15,7 +15,12 @@ TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_ma
 
 
 def make_tiny_checkpoint(
-    folder: Path, task: str, base: str = "tiny-xlmr", seed: int = 0, languages: Sequence[str] | None = None
+    folder: Path,
+    task: str,
+    base: str = "tiny-xlmr",
+    seed: int = 0,
+    languages: Sequence[str] | None = None,
+    pooling: str = "cls",
 ) -> Path:
     """A target checkpoint for ``task``: ``base`` plus a seeded random head, with its ``CheckpointInfo``.
 
@@ -23,24 +28,16 @@ def make_tiny_checkpoint(
     ``languages`` defaults to every language of the task's zero-shot evaluation split.
     """
     import torch
-    from transformers import AutoModelForMultipleChoice, AutoModelForSequenceClassification
 
     from xstilts.models import resolve_model
+    from xstilts.training.model import load_encoder, task_model
 
     spec = get_task(task)
     source = Path(resolve_model(base))
     eval_split = ZERO_SHOT[task].eval_split if task in ZERO_SHOT else spec.eval_split
     labels = list(spec.labels)
     torch.manual_seed(seed)
-    if spec.kind is TaskKind.MULTIPLE_CHOICE:
-        model = AutoModelForMultipleChoice.from_pretrained(source)
-    else:
-        model = AutoModelForSequenceClassification.from_pretrained(
-            source,
-            num_labels=len(labels),
-            id2label=dict(enumerate(labels)),
-            label2id={label: i for i, label in enumerate(labels)},
-        )
+    model = task_model(spec, load_encoder(str(source)), pooling)
     folder.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(folder)
     for name in TOKENIZER_FILES:

@@ -5,12 +5,16 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from xstilts.atomic import write_json_atomic
 from xstilts.errors import XstiltsError
 
 CHECKPOINT_FILE = "xstilts_checkpoint.json"
+# What a task head reads: the first token's state ([CLS]) or the mean of the unpadded token states; a checkpoint's
+# config.json records it under POOLING_KEY (absent: cls).
+Pooling = Literal["cls", "mean"]
+POOLING_KEY = "xstilts_pooling"
 
 
 @dataclass

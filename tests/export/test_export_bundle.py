@@ -117,7 +117,8 @@ def test_multiple_choice_bundle_answers_like_the_checkpoint(
     tiny_repository: Path, tiny_checkpoints: dict[str, Path], data_dir: Path
 ) -> None:
     import torch
-    from transformers import AutoModelForMultipleChoice
+
+    from xstilts.models.heads import load_task_model
 
     folder = tiny_repository / "tiny-xcopa" / "fp32"
     examples = load_examples(get_task("xcopa"), "val", "it", data_dir)[:5]
@@ -125,7 +126,7 @@ def test_multiple_choice_bundle_answers_like_the_checkpoint(
     assert feeds["input_ids"].shape[:2] == (5, 2)
     session = ort.InferenceSession(str(folder / "model.onnx"), providers=["CPUExecutionProvider"])
     (logits,) = session.run(None, complete_feeds(feeds, [i.name for i in session.get_inputs()]))
-    model = AutoModelForMultipleChoice.from_pretrained(tiny_checkpoints["xcopa"]).eval()
+    model = load_task_model(tiny_checkpoints["xcopa"], TaskKind.MULTIPLE_CHOICE)
     with torch.no_grad():
         expected = model(**{k: torch.from_numpy(v) for k, v in feeds.items()}).logits.numpy()
     assert logits.shape == (5, 2)

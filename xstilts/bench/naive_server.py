@@ -32,12 +32,10 @@ class NaiveModel:
 
     def __init__(self, checkpoint: Path, name: str, threads: int | None = None) -> None:
         import torch
-        from transformers import (
-            AutoModelForMultipleChoice,
-            AutoModelForSequenceClassification,
-            AutoTokenizer,
-            pipeline,
-        )
+        from transformers import AutoTokenizer, pipeline
+
+        from xstilts.models.heads import load_task_model
+        from xstilts.tasks import TaskKind
 
         if threads:
             torch.set_num_threads(threads)
@@ -49,11 +47,10 @@ class NaiveModel:
         self.max_length = int(self.info["max_length"])
         self.tokenizer = AutoTokenizer.from_pretrained(checkpoint, fix_mistral_regex=False)
         self.lock = threading.Lock()
+        self.model = load_task_model(checkpoint, TaskKind(self.kind))
         if self.kind == "multiple_choice":
-            self.model = AutoModelForMultipleChoice.from_pretrained(checkpoint).eval()
             self.pipe = None
         else:
-            self.model = AutoModelForSequenceClassification.from_pretrained(checkpoint).eval()
             self.pipe = pipeline("text-classification", model=self.model, tokenizer=self.tokenizer, device=-1)
             id2label = self.model.config.id2label
             self.label_index = {str(id2label[i]): i for i in range(len(self.labels))}

@@ -19,21 +19,31 @@ EXTERNAL_DATA_SUFFIX = "_data"
 
 def load_checkpoint(checkpoint: Path, kind: TaskKind) -> Any:
     """The checkpoint's PyTorch model with its head, in eval mode on the CPU."""
-    from transformers import AutoModelForMultipleChoice, AutoModelForSequenceClassification
+    from xstilts.models.heads import load_task_model
 
-    cls = AutoModelForMultipleChoice if kind is TaskKind.MULTIPLE_CHOICE else AutoModelForSequenceClassification
-    return cls.from_pretrained(checkpoint).eval()
+    return load_task_model(checkpoint, kind)
 
 
 def export_fp32(model: Any, kind: TaskKind, folder: Path, opset: int | None = None) -> Path:
     """Export ``model`` to ``folder/model.onnx`` (plus ``model.onnx_data`` past protobuf's 2 GB) with dynamic axes.
 
-    optimum validates the graph against the model on its dummy inputs; parity on real data comes later.
+    The graph's inputs and outputs come from optimum's config for the encoder's architecture and the head's task,
+    so a mean-pooled head (not a transformers class) exports as the library's own heads do. optimum validates the
+    graph against the model on its dummy inputs; parity on real data comes later.
     """
-    from optimum.exporters.onnx import onnx_export_from_model
+    from optimum.exporters.onnx.convert import export, validate_model_outputs
+    from optimum.exporters.tasks import TasksManager
 
-    onnx_export_from_model(model, folder, opset=opset, task=OPTIMUM_TASKS[kind], do_validation=True, device="cpu")
-    return folder / "model.onnx"
+    constructor = TasksManager.get_exporter_config_constructor(
+        exporter="onnx", model_type=model.config.model_type, task=OPTIMUM_TASKS[kind], library_name="transformers"
+    )
+    onnx_config = constructor(model.config)
+    target = folder / "model.onnx"
+    folder.mkdir(parents=True, exist_ok=True)
+    model.config.save_pretrained(folder)  # optimum's quantizer and optimizer read the architecture from it
+    _, outputs = export(model, onnx_config, target, opset=opset or onnx_config.DEFAULT_ONNX_OPSET, device="cpu")
+    validate_model_outputs(onnx_config, model, target, outputs, atol=onnx_config.ATOL_FOR_VALIDATION)
+    return target
 
 
 def uses_external_data(model_path: Path) -> bool:

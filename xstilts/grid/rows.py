@@ -76,8 +76,9 @@ def serving(target: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def budget(run_config: dict[str, Any], manifest: dict[str, Any], bench_flags: dict[str, str]) -> dict[str, Any]:
+    keys = ("label", "steps", "batch_size", "gradient_accumulation", "learning_rate", "max_length")
     phases = [
-        {k: p[k] for k in ("label", "steps", "batch_size", "gradient_accumulation", "learning_rate", "max_length")}
+        {**{k: p[k] for k in keys}, "head_learning_rate": p.get("head_learning_rate", p["learning_rate"])}
         for p in manifest["phases"]
     ]
     return {
@@ -86,6 +87,7 @@ def budget(run_config: dict[str, Any], manifest: dict[str, Any], bench_flags: di
         "batch_size": phases[-1]["batch_size"],
         "max_length": run_config["max_length"],
         "freeze_embeddings": run_config["freeze_embeddings"],
+        "pooling": run_config.get("pooling", "cls"),
         "evaluation_per_language": run_config["evaluation"]["max_per_language"],
         "bench_per_language": bench_flags["--per-language"],
         "phases": phases,

@@ -61,7 +61,7 @@ def first_phase_key(cell: Cell) -> str:
     """What every cell that could share a phase with this one shares: the model, run-wide settings, first phase."""
     run = cell.run
     first = (run["intermediate"] or [run["target"]])[0]
-    shared = {k: run[k] for k in ("model", "seed", "max_length", "freeze_embeddings", "precision")}
+    shared = {k: run[k] for k in ("model", "seed", "max_length", "freeze_embeddings", "precision", "pooling")}
     return stable_hash({**shared, "first_phase": first})
 
 

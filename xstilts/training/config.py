@@ -13,6 +13,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from xstilts.checkpoint import Pooling
 from xstilts.errors import XstiltsError
 from xstilts.tasks import ZERO_SHOT, get_task, resolve_languages
 from xstilts.yamlfile import load_mapping
@@ -39,6 +40,9 @@ class PhaseConfig(Strict):
     max_steps: int | None = Field(default=None, gt=0)
     epochs: float | None = Field(default=None, gt=0)
     learning_rate: float = Field(default=3e-5, gt=0)
+    # The heads' own learning rate (default: learning_rate). A fresh head on small pooled features needs far larger
+    # steps than the encoder: Adam moves each weight by about the learning rate per step.
+    head_learning_rate: float | None = Field(default=None, gt=0)
     batch_size: int = Field(default=32, gt=0)
     gradient_accumulation: int = Field(default=1, gt=0)
     warmup_ratio: float = Field(default=0.1, ge=0, lt=1)
@@ -81,6 +85,7 @@ class RunConfig(Strict):
     seed: int = 0
     max_length: int = Field(default=128, gt=8)
     freeze_embeddings: bool = False
+    pooling: Pooling = "cls"  # what every head reads: the first token ([CLS]) or the mean of the token states
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
     save_steps: int = Field(default=100, gt=0)
     intermediate: list[PhaseConfig] = Field(default_factory=list)

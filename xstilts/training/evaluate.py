@@ -12,6 +12,7 @@ from tqdm import tqdm
 
 from xstilts.checkpoint import CheckpointInfo
 from xstilts.errors import XstiltsError
+from xstilts.models.heads import load_task_model
 from xstilts.tasks import (
     Example,
     Task,
@@ -23,7 +24,6 @@ from xstilts.tasks import (
     sample_items,
 )
 from xstilts.training.data import Collator, tokenize
-from xstilts.training.model import head_class
 
 
 def load_tokenizer(folder: str | Path) -> Any:
@@ -88,7 +88,7 @@ def evaluate(
         {lang: load_examples(task, split, lang, data_dir) for lang in langs}, max_per_language, seed
     )
     tokenizer = load_tokenizer(checkpoint)
-    model = head_class(task.kind).from_pretrained(checkpoint).to(device()).eval()
+    model = load_task_model(checkpoint, task.kind).to(device())
     started = time.time()
     per_language = {}
     for lang, examples in by_language.items():

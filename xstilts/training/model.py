@@ -7,23 +7,22 @@ from typing import Any
 
 import torch
 from safetensors.torch import load_file, save_file
-from transformers import AutoModel, AutoModelForMultipleChoice, AutoModelForSequenceClassification, PreTrainedModel
+from transformers import AutoModel, PreTrainedModel
 
+from xstilts.checkpoint import Pooling
+from xstilts.models.heads import head_class
 from xstilts.tasks import Task, TaskKind
 
 
-def head_class(kind: TaskKind):
-    return AutoModelForMultipleChoice if kind is TaskKind.MULTIPLE_CHOICE else AutoModelForSequenceClassification
-
-
-def task_model(task: Task, encoder: PreTrainedModel) -> PreTrainedModel:
-    """A fresh head for ``task`` on top of ``encoder`` (shared, not copied)."""
+def task_model(task: Task, encoder: PreTrainedModel, pooling: Pooling = "cls") -> PreTrainedModel:
+    """A fresh head for ``task`` on top of ``encoder`` (shared, not copied), pooled as ``pooling`` says."""
     config = encoder.config.__class__.from_dict(encoder.config.to_dict())
     if task.kind is not TaskKind.MULTIPLE_CHOICE:
         config.num_labels = task.num_labels
         config.id2label = dict(enumerate(task.labels))
         config.label2id = {label: i for i, label in enumerate(task.labels)}
-    model = head_class(task.kind).from_config(config)
+    cls = head_class(task.kind, pooling)
+    model = cls(config) if pooling == "mean" else cls.from_config(config)
     setattr(model, model.base_model_prefix, encoder)
     return model
 

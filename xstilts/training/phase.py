@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import Trainer, TrainerCallback, TrainingArguments
+from transformers import Trainer, TrainerCallback, TrainingArguments, set_seed
 from transformers.trainer_callback import ProgressCallback
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
@@ -94,9 +94,40 @@ class QuietProgress(ProgressCallback):
 class PhaseTrainer(Trainer):
     """Trainer fed by the phase's single-task batch sampler instead of a random sampler."""
 
-    def __init__(self, *args, batch_sampler: TaskBatchSampler, **kwargs) -> None:
+    def __init__(
+        self,
+        *args,
+        batch_sampler: TaskBatchSampler,
+        encoder: torch.nn.Module,
+        head_learning_rate: float | None = None,
+        **kwargs,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.batch_sampler = batch_sampler
+        self.encoder_parameters = {id(p) for p in encoder.parameters()}
+        self.head_learning_rate = head_learning_rate
+
+    def create_optimizer(self):
+        """Trainer's optimizer, with the heads (everything outside the shared encoder) at their own learning rate."""
+        if self.optimizer is None and self.head_learning_rate is not None:
+            decay = set(self.get_decay_parameter_names(self.model))
+            groups: dict[tuple[bool, bool], list[torch.nn.Parameter]] = {}
+            for name, param in self.model.named_parameters():
+                if param.requires_grad:
+                    groups.setdefault((id(param) not in self.encoder_parameters, name in decay), []).append(param)
+            optimizer_cls, kwargs = Trainer.get_optimizer_cls_and_kwargs(self.args, self.model)
+            self.optimizer = optimizer_cls(
+                [
+                    {
+                        "params": params,
+                        "lr": self.head_learning_rate if head else self.args.learning_rate,
+                        "weight_decay": self.args.weight_decay if decays else 0.0,
+                    }
+                    for (head, decays), params in groups.items()
+                ],
+                **kwargs,
+            )
+        return super().create_optimizer()
 
     def get_train_dataloader(self):
         loader = torch.utils.data.DataLoader(
@@ -141,7 +172,8 @@ def run_phase(plan: PhasePlan, run: RunConfig, tokenizer: Any, max_length: int, 
     plan.folder.mkdir(parents=True, exist_ok=True)
     encoder = load_encoder(plan.start)
     frozen = freeze_word_embeddings(encoder) if run.freeze_embeddings else 0
-    models = {part.task.name: task_model(part.task, encoder) for part in plan.parts}
+    set_seed(seed)  # fresh heads start from the phase's seed, not from whatever the process drew before
+    models = {part.task.name: task_model(part.task, encoder, run.pooling) for part in plan.parts}
     if plan.previous is not None:
         for name, model in models.items():
             carried = plan.previous / "heads" / f"{name}.safetensors"
@@ -160,6 +192,8 @@ def run_phase(plan: PhasePlan, run: RunConfig, tokenizer: Any, max_length: int, 
         train_dataset=dataset,
         data_collator=Collator(tokenizer.pad_token_id, {p.task.name: p.task.kind for p in plan.parts}),
         batch_sampler=sampler,
+        encoder=encoder,
+        head_learning_rate=plan.config.head_learning_rate,
         callbacks=[LossLog(plan.folder / LOG_FILE, plan.config.label)],
     )
     trainer.remove_callback(ProgressCallback)

@@ -55,11 +55,13 @@ def plan_phases(config: RunConfig, data_dir: Path, store: Path, start: str) -> l
         parts = phase_examples(phase, data_dir, seed, target)
         key = stable_hash(
             {
-                "phase": phase.model_dump(),
+                # Settings added later enter the key only when set, so earlier phases keep their keys.
+                "phase": phase.model_dump(exclude={"head_learning_rate"} if phase.head_learning_rate is None else None),
                 "upstream": upstream,
                 "seed": seed,
                 "max_length": phase.max_length or config.max_length,
                 "freeze": config.freeze_embeddings,
+                **({"pooling": config.pooling} if config.pooling != "cls" else {}),
                 "precision": config.precision,
                 "data": [describe_part(p, data_dir)["files"] for p in parts],
             }
@@ -192,6 +194,7 @@ def manifest(
                 "batch_size": p.config.batch_size,
                 "gradient_accumulation": p.config.gradient_accumulation,
                 "learning_rate": p.config.learning_rate,
+                "head_learning_rate": p.config.head_learning_rate or p.config.learning_rate,
                 "max_length": p.config.max_length or config.max_length,
                 "seed": p.config.seed if p.config.seed is not None else config.seed,
                 "sampling": p.config.sampling if len(p.parts) > 1 else None,
