@@ -41,6 +41,7 @@ def test_every_cell_has_a_row_with_real_numbers(grid_run: GridRun):
             assert row["api"]["fp32"]["languages"][lang] == pytest.approx(accuracy, abs=1 / PER_LANGUAGE + 1e-9)
         assert row["budget"]["target_steps"] == 4 and row["budget"]["batch_size"] == 4
         assert row["budget"]["max_length"] == 48 and row["budget"]["bench_per_language"] == str(PER_LANGUAGE)
+        assert row["budget"]["pooling"] == "mean"  # the tiny grid's heads; the bundles carry the pooling in the graph
         assert all(row["wall_s"][stage] > 0 for stage in ("train", "export", "bench"))
         for phase in row["lineage"]["phases"]:
             assert all(len(f["sha256"]) == 64 for t in phase["tasks"] for f in t["files"])
