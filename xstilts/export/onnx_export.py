@@ -17,13 +17,6 @@ OPTIMUM_TASKS = {
 EXTERNAL_DATA_SUFFIX = "_data"
 
 
-def load_checkpoint(checkpoint: Path, kind: TaskKind) -> Any:
-    """The checkpoint's PyTorch model with its head, in eval mode on the CPU."""
-    from xstilts.models.heads import load_task_model
-
-    return load_task_model(checkpoint, kind)
-
-
 def export_fp32(model: Any, kind: TaskKind, folder: Path, opset: int | None = None) -> Path:
     """Export ``model`` to ``folder/model.onnx`` (plus ``model.onnx_data`` past protobuf's 2 GB) with dynamic axes.
 

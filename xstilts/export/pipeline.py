@@ -157,10 +157,10 @@ def _load_info(checkpoint: Path) -> CheckpointInfo:
 
 
 def _load_model(checkpoint: Path, kind: TaskKind) -> Any:
-    from xstilts.export.onnx_export import load_checkpoint
+    from xstilts.models.heads import load_task_model
 
     try:
-        return load_checkpoint(checkpoint, kind)
+        return load_task_model(checkpoint, kind)
     except (OSError, ValueError) as exc:
         raise XstiltsError(f"{checkpoint}: cannot load the model ({str(exc).splitlines()[0]})") from None
 

@@ -47,6 +47,11 @@ class MeanPooledHead(PreTrainedModel):
         config.update({POOLING_KEY: "mean"})
         self.post_init()
 
+    @classmethod
+    def from_config(cls, config: PretrainedConfig) -> MeanPooledHead:
+        """A fresh model from ``config``, as the Auto classes build theirs."""
+        return cls(config)
+
     def _init_weights(self, module: torch.nn.Module) -> None:
         if module is getattr(self, "classifier", None):
             module.weight.data.normal_(mean=0.0, std=self.config.initializer_range)
@@ -100,11 +105,8 @@ def head_class(kind: TaskKind, pooling: Pooling = "cls") -> Any:
     return AutoModelForMultipleChoice if multiple_choice else AutoModelForSequenceClassification
 
 
-def checkpoint_pooling(config: PretrainedConfig) -> Pooling:
-    return getattr(config, POOLING_KEY, "cls")
-
-
 def load_task_model(checkpoint: Path | str, kind: TaskKind) -> PreTrainedModel:
     """A checkpoint's model with its head (the pooling it was trained with), in eval mode."""
     config = AutoConfig.from_pretrained(checkpoint)
-    return head_class(kind, checkpoint_pooling(config)).from_pretrained(checkpoint, config=config).eval()
+    pooling = getattr(config, POOLING_KEY, "cls")
+    return head_class(kind, pooling).from_pretrained(checkpoint, config=config).eval()

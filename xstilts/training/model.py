@@ -21,8 +21,7 @@ def task_model(task: Task, encoder: PreTrainedModel, pooling: Pooling = "cls") -
         config.num_labels = task.num_labels
         config.id2label = dict(enumerate(task.labels))
         config.label2id = {label: i for i, label in enumerate(task.labels)}
-    cls = head_class(task.kind, pooling)
-    model = cls(config) if pooling == "mean" else cls.from_config(config)
+    model = head_class(task.kind, pooling).from_config(config)
     setattr(model, model.base_model_prefix, encoder)
     return model
 
