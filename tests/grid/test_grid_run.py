@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 import statistics
 import time
 from pathlib import Path
@@ -172,3 +173,22 @@ def test_a_cell_started_under_other_settings_is_refused(grid_run: GridRun, tmp_p
     path.write_text(yaml.safe_dump(config))
     done = grid(str(path), "--output", str(grid_run.output), "--cell", "0", "--data-dir", str(grid_run.data_dir))
     assert done.returncode == 2 and "other settings" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_variant_failing_the_parity_gate_is_recorded_and_not_measured(grid_run: GridRun):
+    """The cell keeps its row: the failed variant is named in the lineage, the others are served and measured."""
+    cell = grid_run.output / "cells" / CELL_IDS[2]
+    manifest_path = grid_run.output / "repository" / CELL_IDS[2] / "int8" / "bundle.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["parity"] |= {"status": "failed", "accuracy_drop_points": 4.2}  # as export --keep-failed marks it
+    manifest_path.write_text(json.dumps(manifest))
+    (cell / "row.json").unlink()
+    shutil.rmtree(cell / "bench")
+    done = grid(str(TINY), "--output", str(grid_run.output), "--cell", "2", "--data-dir", str(grid_run.data_dir))
+    assert done.returncode == 0, done.stdout + done.stderr
+    row = json.loads((cell / "row.json").read_text())
+    assert list(row["api"]) == ["fp32"] and row["api"]["fp32"]["items"] == PER_LANGUAGE * len(LANGUAGES)
+    bundles = row["lineage"]["bundles"]
+    assert (bundles["int8"]["parity"], bundles["int8"]["parity_accuracy_drop_points"]) == ("failed", 4.2)
+    assert (bundles["int8"]["benched"], bundles["fp32"]["benched"]) == (False, True)
+    assert bundles["fp32"]["parity"] == "passed"

@@ -40,7 +40,7 @@ class ExportSettings(Strict):
     variants: list[str] = Field(default_factory=lambda: ["fp32", "int8"], min_length=1)
     parity_examples: int = Field(default=200, gt=0)
     max_accuracy_drop: float = Field(default=1.0, ge=0)
-    keep_failed: bool = False
+    keep_failed: bool = False  # also bench the variants that failed the gate (every variant is kept, marked)
 
 
 class BenchSettings(Strict):

@@ -29,6 +29,11 @@ def non_english(row: dict[str, Any]) -> float | None:
     return row["training"]["average_non_english"]
 
 
+def api_non_english(row: dict[str, Any], variant: str) -> float | None:
+    """Through the API; None for a variant the bench did not measure (it failed the parity gate at export)."""
+    return row["api"].get(variant, {}).get("average_non_english")
+
+
 def english(row: dict[str, Any]) -> float | None:
     return row["training"]["languages"].get("en")
 
@@ -236,7 +241,7 @@ def serving_section(results: Results) -> str:
         rows = []
         for model in c.models:
             for variant in c.export.variants:
-                api = results.stat(lambda r, v=variant: r["api"][v]["average_non_english"], model, arm, target)
+                api = results.stat(lambda r, v=variant: api_non_english(r, v), model, arm, target)
                 figures = [cell_text(results.serving(model, arm, target, variant, k), digits=d) for k, _, d in SERVING]
                 rows.append([model, variant, cell_text(api), *figures])
         headers = ["model", "variant", "API avg non-en %", *(h for _, h, _ in SERVING)]

@@ -135,11 +135,15 @@ def build_row(
     bench = json.loads((paths.bench / "results.json").read_text())
     targets = {t["variant"]: t for t in bench["targets"]}
     bundles = {}
-    for variant in targets:
-        bundle = load_manifest(grid.repository / cell.bundle / variant)
-        bundles[variant] = {
+    for folder in sorted((grid.repository / cell.bundle).iterdir()):
+        if not (folder / "bundle.json").is_file():
+            continue
+        bundle = load_manifest(folder)
+        bundles[folder.name] = {
             "precision": bundle.precision,
             "parity": bundle.parity.get("status"),
+            "parity_accuracy_drop_points": bundle.parity.get("accuracy_drop_points"),
+            "benched": folder.name in targets,
             "model_sha256": bundle.files.get("model.onnx", {}).get("sha256"),
         }
     served = {v: serving(t) for v, t in targets.items()} if cell.load else {}

@@ -96,16 +96,32 @@ def exported(config: GridConfig, cell: Cell, grid: GridLayout) -> bool:
 
 
 def export(config: GridConfig, cell: Cell, grid: GridLayout, paths: CellLayout, data_dir: Path) -> float | None:
-    """Export the trained checkpoint into the grid's repository; None when its bundles were already complete."""
+    """Export the trained checkpoint into the grid's repository; None when its bundles were already complete.
+
+    Every variant is kept, marked when it fails the parity gate: one failed variant must not cost the cell its
+    row. The row records the failure; the bench measures a failed variant only with ``export.keep_failed``.
+    """
     if exported(config, cell, grid):
         return None
     e = config.export
     argv = [
         "export", str(paths.run / "checkpoint"), "--repository", str(grid.repository), "--name", cell.bundle,
         "--variants", ",".join(e.variants), "--parity-examples", str(e.parity_examples),
-        "--max-accuracy-drop", str(e.max_accuracy_drop), *(["--keep-failed"] if e.keep_failed else []),
+        "--max-accuracy-drop", str(e.max_accuracy_drop), "--keep-failed",
     ]  # fmt: skip
     return run_command([*argv, *data_args(data_dir)], paths.log("export"))
+
+
+def failed_parity(grid: GridLayout, cell: Cell, variant: str) -> bool:
+    return load_manifest(grid.repository / cell.bundle / variant).parity.get("status") == "failed"
+
+
+def benched_variants(config: GridConfig, cell: Cell, grid: GridLayout) -> list[str]:
+    """The variants the bench measures: those that passed the parity gate, and failed ones with ``keep_failed``."""
+    variants = [v for v in config.export.variants if config.export.keep_failed or not failed_parity(grid, cell, v)]
+    if not variants:
+        raise XstiltsError(f"every variant of {cell.id} failed the parity gate at export: nothing to measure")
+    return variants
 
 
 # ------------------------------------------------------------------------------------------------------ bench
@@ -158,7 +174,10 @@ def bench(config: GridConfig, cell: Cell, grid: GridLayout, paths: CellLayout, d
         return None
     if paths.bench.exists():
         shutil.rmtree(paths.bench)  # a killed or failed bench: measure again from scratch
-    flags = [f"{flag}={value}" for flag, value in bench_settings(config, cell).items()]
+    settings = bench_settings(config, cell) | {
+        "--compare": ",".join(f"{cell.bundle}/{v}" for v in benched_variants(config, cell, grid))
+    }
+    flags = [f"{flag}={value}" for flag, value in settings.items()]
     argv = ["bench", "--repository", str(grid.repository), *flags, "--output", str(paths.bench)]
     seconds = run_command([*argv, *data_args(data_dir)], paths.log("bench"))
     errors = bench_errors(json.loads((paths.bench / "results.json").read_text()))
