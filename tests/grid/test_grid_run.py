@@ -127,9 +127,13 @@ def test_report_tables_show_the_rows(grid_run: GridRun, tmp_path: Path):
     assert q3 in lines
     assert f"| pawsx | {pct(non_en['mnli'] - non_en['multilingual-then-mnli'], signed=True)} |" in lines  # q4
     assert f"| pawsx | {pct(non_en['mnli'] - non_en['baseline'], signed=True)} |" in lines  # q5
+    for arm in ("mnli", "multilingual-then-mnli"):  # q5, every intermediate arm
+        gain = pct(non_en[arm] - non_en["baseline"], signed=True)
+        assert f"| pawsx | {arm} | baseline, same target steps | {gain} |" in lines
     served = rows["mnli"]["serving"]["int8"]
     assert f"| {served['closed_peak_seq_per_s']:.0f} (n=1) |" in report
-    for name in ("q1_size_transfer", "q2_duration_accuracy", "q2_duration_serving", "q3_multilingual"):
+    plots = ("q1_size_transfer", "q2_duration_accuracy", "q2_duration_serving", "q3_multilingual", "q5_gain_every_arm")
+    for name in plots:
         assert (tmp_path / "report" / f"{name}.png").stat().st_size > 1000
     copied = [json.loads(line) for line in (tmp_path / "report" / "results.jsonl").read_text().splitlines()]
     assert sorted(r["id"] for r in copied) == sorted(r["id"] for r in grid_run.rows())

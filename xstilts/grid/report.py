@@ -93,9 +93,15 @@ class Results:
         values = [metric(row) for _, row in found if row is not None]
         return Stat([v for v in values if v is not None])
 
-    def gain(self, metric: Metric, model: str, arm: str, reference: str, target: str) -> Stat | None:
-        """``arm`` minus ``reference``, paired by seed (the seeds where both have a value)."""
-        pairs = [(self.row(model, arm, target, s), self.row(model, reference, target, s)) for s in self.config.seeds]
+    def gain(
+        self, metric: Metric, model: str, arm: str, reference: str, target: str, reference_steps: int | None = None
+    ) -> Stat | None:
+        """``arm`` minus ``reference`` (at ``reference_steps`` target steps if given), paired by seed (the seeds
+        where both have a value)."""
+        pairs = [
+            (self.row(model, arm, target, s), self.row(model, reference, target, s, t_steps=reference_steps))
+            for s in self.config.seeds
+        ]
         if not any(a[0] and b[0] for a, b in pairs):
             return None
         values = [(metric(a[1]), metric(b[1])) for a, b in pairs if a[1] and b[1]]
@@ -357,25 +363,42 @@ def q5_gain_baseline(results: Results, folder: Path) -> str:
     missing = arms_missing(baseline=r.baseline, english=r.english)
     if missing:
         return title + missing
-    out = gain_section(results, folder, title, r.english or "", r.baseline or "", "q5_gain_english_vs_baseline")
-    longer = c.extra_target_steps
+    baseline = r.baseline or ""
+    out = [gain_section(results, folder, title, r.english or "", baseline, "q5_gain_english_vs_baseline")]
+    arms = [arm for arm, phases in c.arms.items() if phases]
+    longer = c.extra_target_steps.steps if c.extra_target_steps and baseline in c.extra_target_steps.arms else []
+    out.append(
+        f"\nEvery intermediate arm minus {baseline}, average non-English accuracy points, paired by seed: against "
+        f"{baseline} with the same target steps, and against {baseline} with more target steps (so that a gain "
+        "cannot come from under-training the baseline alone).\n\n"
+    )
+    references: list[tuple[str, int | None]] = [("same target steps", None)]
+    references += [(f"{t} target steps", t) for t in longer]
+    rows, panels = [], {}
+    for target in c.targets:
+        series: dict[str, list[Stat | None]] = {}
+        for arm in arms:
+            for label, steps in references:
+                stats = [results.gain(non_english, m, arm, baseline, target, steps) for m in c.models]
+                rows.append([target, arm, f"{baseline}, {label}", *(cell_text(s, signed=True) for s in stats)])
+                series[f"{arm} − {baseline}" + (f"@{steps}" if steps else "")] = stats
+        panels[target] = series
+    out.append(table(["target", "arm", "against", *c.models], rows))
+    bar_plot(folder / "q5_gain_every_arm.png", panels, list(c.models), "gain (accuracy points)")
+    out.append("\n![q5_gain_every_arm](q5_gain_every_arm.png)\n")
     if longer:
-        out += "\nLonger target budgets (is the gain more than extra training steps?), avg non-English accuracy (%):\n"
-        for arm in longer.arms:
-            for target in c.targets:
-                written = c.targets[target].target.get("max_steps", "as written")
-                rows = [
-                    [
-                        f"{written} (as written)",
-                        *(cell_text(results.stat(non_english, m, arm, target)) for m in c.models),
-                    ]
+        out.append("\nThe baseline's learning curve, avg non-English accuracy (%):\n")
+        for target in c.targets:
+            written = c.targets[target].target.get("max_steps", "as written")
+            rows = [
+                [
+                    str(t) if t else f"{written} (as written)",
+                    *(cell_text(results.stat(non_english, m, baseline, target, t_steps=t)) for m in c.models),
                 ]
-                rows += [
-                    [str(t), *(cell_text(results.stat(non_english, m, arm, target, t_steps=t)) for m in c.models)]
-                    for t in longer.steps
-                ]
-                out += f"\n**{arm} → {target}**, by target steps\n\n" + table(["target steps", *c.models], rows)
-    return out
+                for t in [None, *longer]
+            ]
+            out.append(f"\n**{baseline} → {target}**, by target steps\n\n" + table(["target steps", *c.models], rows))
+    return "".join(out)
 
 
 def header(results: Results, title: str) -> str:
