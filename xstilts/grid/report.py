@@ -381,7 +381,8 @@ def q5_gain_baseline(results: Results, folder: Path) -> str:
             for label, steps in references:
                 stats = [results.gain(non_english, m, arm, baseline, target, steps) for m in c.models]
                 rows.append([target, arm, f"{baseline}, {label}", *(cell_text(s, signed=True) for s in stats)])
-                series[f"{arm} − {baseline}" + (f"@{steps}" if steps else "")] = stats
+                if any(stat is not None and stat.n for stat in stats):  # a plot has no legend entry without bars
+                    series[f"{arm} − {baseline}" + (f"@{steps}" if steps else "")] = stats
         panels[target] = series
     out.append(table(["target", "arm", "against", *c.models], rows))
     bar_plot(folder / "q5_gain_every_arm.png", panels, list(c.models), "gain (accuracy points)")
