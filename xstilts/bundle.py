@@ -60,6 +60,11 @@ class BundleManifest:
     def num_labels(self) -> int:
         return len(self.labels)
 
+    @property
+    def failed_parity(self) -> bool:
+        """Whether export kept this variant although it failed the parity gate."""
+        return self.parity.get("status") == "failed"
+
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from xstilts.atomic import write_text_atomic
-from xstilts.bundle import load_manifest
+from xstilts.bundle import BUNDLE_FILE, load_manifest
 from xstilts.grid.cells import Cell
 from xstilts.grid.layout import CellLayout, GridLayout, exclusive
 from xstilts.tasks import non_english_average
@@ -136,7 +136,7 @@ def build_row(
     targets = {t["variant"]: t for t in bench["targets"]}
     bundles = {}
     for folder in sorted((grid.repository / cell.bundle).iterdir()):
-        if not (folder / "bundle.json").is_file():
+        if not (folder / BUNDLE_FILE).is_file():
             continue
         bundle = load_manifest(folder)
         bundles[folder.name] = {

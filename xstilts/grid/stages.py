@@ -112,13 +112,11 @@ def export(config: GridConfig, cell: Cell, grid: GridLayout, paths: CellLayout, 
     return run_command([*argv, *data_args(data_dir)], paths.log("export"))
 
 
-def failed_parity(grid: GridLayout, cell: Cell, variant: str) -> bool:
-    return load_manifest(grid.repository / cell.bundle / variant).parity.get("status") == "failed"
-
-
 def benched_variants(config: GridConfig, cell: Cell, grid: GridLayout) -> list[str]:
     """The variants the bench measures: those that passed the parity gate, and failed ones with ``keep_failed``."""
-    variants = [v for v in config.export.variants if config.export.keep_failed or not failed_parity(grid, cell, v)]
+    folder = grid.repository / cell.bundle
+    keep = config.export.keep_failed
+    variants = [v for v in config.export.variants if keep or not load_manifest(folder / v).failed_parity]
     if not variants:
         raise XstiltsError(f"every variant of {cell.id} failed the parity gate at export: nothing to measure")
     return variants

@@ -202,11 +202,6 @@ class PlannedModel:
     manifest: BundleManifest
 
 
-def failed_parity(manifest: BundleManifest) -> bool:
-    """Whether export kept this variant although it failed the parity gate."""
-    return manifest.parity.get("status") == "failed"
-
-
 def choose_variant(
     name: str, variants: dict[str, Path], wanted: str, provider: str, allow_failed_parity: bool = False
 ) -> str:
@@ -226,7 +221,7 @@ def choose_variant(
         except XstiltsError as exc:
             log.warning("skipping %s/%s: %s", name, variant, exc)
             continue
-        if failed_parity(manifest) and not allow_failed_parity:
+        if manifest.failed_parity and not allow_failed_parity:
             log.warning("skipping %s/%s: it failed the parity gate", name, variant)
             continue
         meant_for = list(manifest.execution.get("providers") or [])
@@ -255,7 +250,7 @@ def plan_models(settings: Settings, provider: str) -> list[PlannedModel]:
         chosen = choose_variant(name, bundles[name], variant or settings.variant, provider, allowed)
         folder = bundles[name][chosen]
         manifest = load_manifest(folder)
-        if failed_parity(manifest) and not allowed:
+        if manifest.failed_parity and not allowed:
             drop = manifest.parity.get("accuracy_drop_points")
             raise XstiltsError(
                 f"{name}/{chosen} failed the parity gate at export (accuracy drop {drop} points): "
