@@ -6,8 +6,9 @@ import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
-from xstilts.checkpoint import CheckpointInfo
-from xstilts.tasks import ZERO_SHOT, Example, TaskKind, get_split, get_task
+from xstilts.contracts.checkpoint import CheckpointInfo
+from xstilts.contracts.kinds import TaskKind
+from xstilts.tasks import ZERO_SHOT, Example, get_split, get_task
 from xstilts.tasks.encoding import example_segments
 
 TINY_MAX_LENGTH = 128

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import yaml
 
-from xstilts.bundle import list_bundles
+from xstilts.contracts.bundle import list_bundles
 from xstilts.errors import XstiltsError
 from xstilts.tasks.commands import add_data_dir
 
@@ -98,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _same_checkpoint(run_dir: Path, repository: Path) -> bool:
     """Whether the exported bundle came from this run's checkpoint (by its weights' hash)."""
-    from xstilts.tasks import file_sha256
+    from xstilts.contracts.hashing import file_sha256
 
     weights = (run_dir / "checkpoint").resolve() / "model.safetensors"
     bundle = json.loads((repository / BUNDLE_NAME / "fp32" / "bundle.json").read_text())

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from xstilts.bench.payloads import EvalSample, load_sample
 from xstilts.bench.servers import ServerProcess, running, xstilts_server
+from xstilts.contracts.evaluation import EvaluationSample, load_evaluation_sample
 
 SERVED = "tiny-xnli=fp32,tiny-xcopa=fp32"
 
@@ -22,11 +22,11 @@ def server(tiny_repository: Path, tmp_path_factory: pytest.TempPathFactory) -> I
 
 
 @pytest.fixture(scope="session")
-def xnli_sample(data_dir: Path) -> EvalSample:
+def xnli_sample(data_dir: Path) -> EvaluationSample:
     """The items export's parity check scored for the tiny bundles: 8 per language, seed 0."""
-    return load_sample("xnli", data_dir, None, 8, 0)
+    return load_evaluation_sample("xnli", data_dir, None, 8, 0)
 
 
 @pytest.fixture(scope="session")
-def xcopa_sample(data_dir: Path) -> EvalSample:
-    return load_sample("xcopa", data_dir, None, 6, 1)
+def xcopa_sample(data_dir: Path) -> EvaluationSample:
+    return load_evaluation_sample("xcopa", data_dir, None, 6, 1)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from xstilts.bench import accuracy
-from xstilts.bundle import load_manifest
+from xstilts.contracts.bundle import load_manifest
 
 
 @pytest.mark.parametrize("model", ["tiny-xnli", "tiny-xcopa"])

@@ -14,7 +14,7 @@ import pytest
 
 from xstilts.bench import servers
 from xstilts.bench.report import caption
-from xstilts.bundle import load_manifest
+from xstilts.contracts.bundle import load_manifest
 from xstilts.errors import XstiltsError
 
 REPO = Path(__file__).resolve().parents[2]

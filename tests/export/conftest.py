@@ -8,15 +8,16 @@ import pytest
 
 from tests.export.support import CPU_VARIANTS, GATE_EXAMPLES
 from tests.helpers import make_tiny_checkpoint, memorize
-from xstilts.checkpoint import CheckpointInfo
-from xstilts.export.parity import evaluation_sample
+from xstilts.contracts.checkpoint import CheckpointInfo
+from xstilts.contracts.evaluation import load_evaluation_sample
 
 
 @pytest.fixture(scope="session")
 def memorized_checkpoint(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Path:
     """An English XNLI checkpoint that gets its whole parity sample right (accuracy 1.0 to lose)."""
     folder = make_tiny_checkpoint(tmp_path_factory.mktemp("memorized") / "xnli-en", "xnli", languages=["en"])
-    sample = evaluation_sample(CheckpointInfo.load(folder), data_dir, GATE_EXAMPLES, seed=0)
+    info = CheckpointInfo.load(folder)
+    sample = load_evaluation_sample(info.task, data_dir, info.languages, GATE_EXAMPLES, seed=0)
     assert memorize(folder, sample.examples["en"]) == 1.0
     return folder
 

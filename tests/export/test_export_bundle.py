@@ -11,14 +11,16 @@ import onnxruntime as ort
 import pytest
 from tokenizers import Tokenizer
 
-from xstilts.bundle import BUNDLE_FILE, list_bundles, load_manifest
-from xstilts.checkpoint import CheckpointInfo
+from xstilts.contracts.bundle import BUNDLE_FILE, list_bundles, load_manifest
+from xstilts.contracts.checkpoint import CheckpointInfo
+from xstilts.contracts.hashing import file_sha256
+from xstilts.contracts.kinds import TaskKind
 from xstilts.export.encode import Encoder, complete_feeds
-from xstilts.tasks import TaskKind, file_sha256, get_task, load_examples
+from xstilts.tasks import get_task, load_examples
 
 BUNDLE_KEYS = {
     "name", "variant", "task", "kind", "labels", "languages", "max_length", "inputs", "outputs", "opset",
-    "precision", "optimization", "execution", "files", "lineage", "parity", "build", "created",
+    "precision", "optimization", "execution", "tensorrt_profile", "files", "lineage", "parity", "build", "created",
     "xstilts_version", "schema",
 }  # fmt: skip
 PARITY_KEYS = {

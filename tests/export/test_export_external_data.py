@@ -8,7 +8,7 @@ import onnx
 import pytest
 
 from tests.export.support import GATE_EXAMPLES
-from xstilts.bundle import load_manifest
+from xstilts.contracts.bundle import load_manifest
 from xstilts.export import export_checkpoint
 
 

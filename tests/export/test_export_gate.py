@@ -10,7 +10,7 @@ import pytest
 from onnx import helper
 
 from tests.export.support import GATE_EXAMPLES
-from xstilts.bundle import load_manifest
+from xstilts.contracts.bundle import load_manifest
 from xstilts.errors import XstiltsError
 from xstilts.export import VARIANTS, export_checkpoint
 from xstilts.export.variants import CPU, BuildContext, Variant

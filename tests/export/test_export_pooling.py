@@ -10,11 +10,12 @@ import pytest
 
 from tests.conftest import PLUMBING_BUDGET
 from tests.helpers import make_tiny_checkpoint
-from xstilts.bundle import load_manifest
+from xstilts.contracts.bundle import load_manifest
+from xstilts.contracts.kinds import TaskKind
 from xstilts.export import export_checkpoint
 from xstilts.export.encode import Encoder, complete_feeds
 from xstilts.models.heads import load_task_model
-from xstilts.tasks import TaskKind, get_task, load_examples
+from xstilts.tasks import get_task, load_examples
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,7 @@ import pytest
 from onnxruntime.quantization.CalTableFlatBuffers import TrtTable
 
 from tests.export.support import CPU_VARIANTS, GATE_EXAMPLES
-from xstilts.bundle import load_manifest
+from xstilts.contracts.bundle import load_manifest
 from xstilts.export import measure_bundles
 
 
@@ -52,7 +52,10 @@ def test_fp16_has_half_weights_and_float_interface(variants_repository: Path) ->
 
 def test_tensorrt_settings_in_ort_format(variants_repository: Path) -> None:
     for variant, int8 in (("trt-fp16", False), ("trt-int8", True)):
-        execution = load_manifest(variants_repository / "memorized" / variant).execution
+        manifest = load_manifest(variants_repository / "memorized" / variant)
+        assert manifest.tensorrt_profile is not None and manifest.tensorrt_profile.max_batch == 32
+        assert manifest.tensorrt_profile.batch == (1, 8, 32) and manifest.tensorrt_profile.sequence == (1, 128, 128)
+        execution = manifest.execution
         assert execution["providers"] == ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
         trt = execution["tensorrt"]
         assert trt["trt_fp16_enable"] is True and trt["trt_int8_enable"] is int8
@@ -60,6 +63,7 @@ def test_tensorrt_settings_in_ort_format(variants_repository: Path) -> None:
         assert trt["trt_profile_min_shapes"] == "input_ids:1x1,attention_mask:1x1,token_type_ids:1x1"
         assert trt["trt_profile_opt_shapes"] == "input_ids:8x128,attention_mask:8x128,token_type_ids:8x128"
         assert trt["trt_profile_max_shapes"] == "input_ids:32x128,attention_mask:32x128,token_type_ids:32x128"
+    assert load_manifest(variants_repository / "memorized" / "fp32").tensorrt_profile is None
 
 
 def test_tensorrt_int8_calibration_table_names_graph_tensors(variants_repository: Path) -> None:

@@ -10,15 +10,15 @@ from pathlib import Path
 
 import pytest
 
+from xstilts.contracts.hashing import file_sha256
+from xstilts.contracts.kinds import TaskKind
 from xstilts.errors import XstiltsError
 from xstilts.paths import DATA_DIR_ENV, resolve_data_dir
 from xstilts.tasks import (
     TASKS,
     ZERO_SHOT,
     Example,
-    TaskKind,
     check_no_leak,
-    file_sha256,
     get_split,
     get_task,
     load_examples,

@@ -9,11 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from xstilts.contracts.kinds import TaskKind
 from xstilts.errors import XstiltsError
 from xstilts.export.encode import Encoder, complete_feeds
 from xstilts.serve.engine import TextEncoder, choose_variant, load_model, plan_models
 from xstilts.serve.settings import Settings
-from xstilts.tasks import Example, TaskKind
+from xstilts.tasks import Example
 from xstilts.tasks.encoding import example_segments
 
 CPU, CUDA = "CPUExecutionProvider", "CUDAExecutionProvider"

@@ -13,8 +13,9 @@ import onnxruntime as ort
 import pytest
 
 from tests.serve.conftest import metric_samples, metric_total
+from xstilts.contracts.kinds import TaskKind
 from xstilts.export.encode import Encoder, complete_feeds
-from xstilts.tasks import Example, TaskKind
+from xstilts.tasks import Example
 
 XNLI_LABELS = ["entailment", "neutral", "contradiction"]
 LONG = "Lorem ipsum dolor sit amet, consectetur adipiscing elit. " * 60

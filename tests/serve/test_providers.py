@@ -11,9 +11,10 @@ import onnxruntime as ort
 import pytest
 
 from tests.serve.conftest import ROOT, clean_env
+from xstilts.contracts.providers import CPU
 from xstilts.errors import XstiltsError
 from xstilts.serve import providers as p
-from xstilts.serve.providers import CPU, plan_providers, profile_max_batch, tensorrt_options, verify
+from xstilts.serve.providers import plan_providers, tensorrt_options, verify
 
 CUDA, TRT = "CUDAExecutionProvider", "TensorrtExecutionProvider"
 CPU_BUILD = ["AzureExecutionProvider", CPU]
@@ -64,12 +65,6 @@ def test_tensorrt_cache_moves_off_a_read_only_bundle(tmp_path: Path, monkeypatch
     assert defaults["trt_engine_cache_enable"] == "True" and defaults["trt_engine_cache_path"] == str(
         tmp_path / "cache"
     )
-
-
-def test_profile_limits_the_batch() -> None:
-    assert profile_max_batch({"trt_profile_max_shapes": "input_ids:32x128,attention_mask:32x128"}) == 32
-    assert profile_max_batch({"trt_profile_max_shapes": "input_ids:16x4x128"}) == 16
-    assert profile_max_batch({}) is None
 
 
 def test_verify_catches_the_silent_cpu_fallback(caplog: pytest.LogCaptureFixture) -> None:

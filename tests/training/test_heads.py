@@ -11,10 +11,10 @@ from safetensors.torch import load_file
 
 from tests.helpers import make_tiny_checkpoint
 from tests.training.conftest import tiny_phase, tiny_run
+from xstilts.contracts.kinds import TaskKind
 from xstilts.errors import XstiltsError
 from xstilts.models.heads import MeanPooledForMultipleChoice, MeanPooledForSequenceClassification, load_task_model
 from xstilts.paths import resolve_data_dir
-from xstilts.tasks import TaskKind
 from xstilts.training.config import load_config
 from xstilts.training.pipeline import run
 

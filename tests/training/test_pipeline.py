@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.training.conftest import tiny_phase, tiny_run
-from xstilts.checkpoint import CheckpointInfo
+from xstilts.contracts.checkpoint import CheckpointInfo
 from xstilts.paths import resolve_data_dir
 from xstilts.training.config import load_config
 from xstilts.training.pipeline import run

@@ -16,10 +16,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from xstilts.bench.payloads import EvalSample, request_item
-from xstilts.bundle import BUNDLE_FILE, BundleManifest, load_manifest
+from xstilts.bench.payloads import request_item
+from xstilts.contracts.bundle import BUNDLE_FILE, BundleManifest, load_manifest
+from xstilts.contracts.evaluation import EvaluationSample
+from xstilts.contracts.kinds import TaskKind
 from xstilts.errors import XstiltsError
-from xstilts.tasks import Example, TaskKind, get_task
+from xstilts.tasks import Example, get_task
 
 DEFAULT_BATCH_ITEMS = 16
 # z for the two-sample tolerance (99% two-sided), and the smallest tolerance in accuracy points
@@ -49,7 +51,7 @@ def served_model(url: str, model: str, api_key: str | None = None, timeout: floa
 def api_predictions(
     url: str,
     model: str,
-    sample: EvalSample,
+    sample: EvaluationSample,
     batch_items: int = DEFAULT_BATCH_ITEMS,
     api_key: str | None = None,
     timeout: float = 120.0,
@@ -116,7 +118,7 @@ def _index(kind: TaskKind, labels: list[str], served: list[str] | None, predicti
     raise XstiltsError(f"the server answered label {name!r}, which the task does not have ({', '.join(labels)})")
 
 
-def accuracy_per_language(sample: EvalSample, predictions: dict[str, Sequence[int]]) -> dict[str, Any]:
+def accuracy_per_language(sample: EvaluationSample, predictions: dict[str, Sequence[int]]) -> dict[str, Any]:
     """Accuracy per language, and their plain average (each language counts once, as in the paper)."""
     languages = {}
     for lang, examples in sample.examples.items():
@@ -148,25 +150,13 @@ def tolerance(p1: float, n1: int, p2: float, n2: int, same_items: bool, fragile:
     return max(Z_99 * spread, MIN_TOLERANCE)
 
 
-def same_items(sample: EvalSample, parity: dict[str, Any]) -> bool:
-    """Whether the sample is the one export's parity check scored (same task, split, seed and count)."""
-    data = parity.get("data") or {}
-    counts = data.get("examples") or {}
-    return (
-        data.get("task") == sample.task
-        and data.get("split") == sample.split
-        and data.get("seed") == sample.seed
-        and all(counts.get(lang) == len(ex) for lang, ex in sample.examples.items())
-    )
-
-
-def compare_with_parity(sample: EvalSample, measured: dict[str, Any], manifest: BundleManifest) -> dict[str, Any]:
+def compare_with_parity(sample: EvaluationSample, measured: dict[str, Any], manifest: BundleManifest) -> dict[str, Any]:
     """The API's accuracy against the accuracy ``bundle.json`` recorded for the variant at export, per language."""
     parity = manifest.parity or {}
     recorded = parity.get("languages") or {}
     if not recorded:
         return {"available": False, "reason": f"{manifest.name}/{manifest.variant} recorded no accuracy at export"}
-    same = same_items(sample, parity)
+    same = sample.same_items_as(parity.get("data") or {})
     fragile = 1.0 - float(parity.get("label_agreement", 1.0))
     languages = {}
     for lang, got in measured["languages"].items():
@@ -215,7 +205,7 @@ def bundle_manifest(repository: Path, model: str, variant: str) -> BundleManifes
 
 
 def in_process_predictions(
-    folder: Path, sample: EvalSample, batch_items: int = DEFAULT_BATCH_ITEMS, threads: int = 0
+    folder: Path, sample: EvaluationSample, batch_items: int = DEFAULT_BATCH_ITEMS, threads: int = 0
 ) -> tuple[dict[str, list[int]], dict[str, list[list[float]]]]:
     """The bundle's predictions on the sample, in this process: the server's encoder and engine, no HTTP.
 
@@ -256,7 +246,7 @@ def in_process_predictions(
 def run_accuracy(
     url: str,
     model: str,
-    sample: EvalSample,
+    sample: EvaluationSample,
     manifest: BundleManifest | None,
     batch_items: int = DEFAULT_BATCH_ITEMS,
     api_key: str | None = None,

@@ -121,7 +121,8 @@ def _payloads(options: Any, host: str | None) -> dict[str, Any]:
         if options.model and options.model != data["model"]:
             data["path"] = f"/v1/models/{options.model}/predict"
         return data
-    from xstilts.bench.payloads import load_sample, make_payloads
+    from xstilts.bench.payloads import make_payloads
+    from xstilts.contracts.evaluation import load_evaluation_sample
     from xstilts.paths import resolve_data_dir
 
     model, task_name = options.model, options.task
@@ -133,7 +134,9 @@ def _payloads(options: Any, host: str | None) -> dict[str, Any]:
         if chosen is None:
             raise RuntimeError(f"{host} serves no model")
         model, task_name = model or chosen["name"], task_name or chosen["task"]
-    sample = load_sample(task_name, resolve_data_dir(options.data_dir or None), None, options.per_language, 0)
+    sample = load_evaluation_sample(
+        task_name, resolve_data_dir(options.data_dir or None), None, options.per_language, 0
+    )
     return make_payloads(sample, model, options.items_per_request, options.bench_seed).to_json()
 
 

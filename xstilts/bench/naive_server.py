@@ -21,9 +21,9 @@ from fastapi import FastAPI, Request
 from pydantic import ValidationError
 from starlette.responses import JSONResponse
 
+from xstilts.contracts.checkpoint import CHECKPOINT_FILE
 from xstilts.serve.protocol_v1 import PredictRequest
 
-CHECKPOINT_FILE = "xstilts_checkpoint.json"
 VARIANT = "naive"
 
 
@@ -34,8 +34,8 @@ class NaiveModel:
         import torch
         from transformers import AutoTokenizer, pipeline
 
+        from xstilts.contracts.kinds import TaskKind
         from xstilts.models.heads import load_task_model
-        from xstilts.tasks import TaskKind
 
         if threads:
             torch.set_num_threads(threads)

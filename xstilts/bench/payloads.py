@@ -15,77 +15,18 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from xstilts.atomic import write_json_atomic
+from xstilts.contracts.evaluation import EvaluationSample
+from xstilts.contracts.kinds import TaskKind
 from xstilts.errors import XstiltsError
-from xstilts.tasks import ZERO_SHOT, Example, TaskKind, get_task, load_examples, resolve_languages, sample_items
+from xstilts.tasks import Example
 
 PAYLOAD_SCHEMA = "xstilts.bench.payloads/1"
 PAYLOADS_ENV = "XSTILTS_BENCH_PAYLOADS"
-
-
-def evaluation_split(task: str) -> str:
-    """The split that evaluates a model of ``task``: its zero-shot evaluation split when it has one."""
-    return ZERO_SHOT[task].eval_split if task in ZERO_SHOT else get_task(task).eval_split
-
-
-@dataclass
-class EvalSample:
-    """The same seeded items in each language of a task's evaluation split."""
-
-    task: str
-    split: str
-    seed: int
-    per_language: int | None  # None: every item
-    examples: dict[str, list[Example]]
-
-    @property
-    def kind(self) -> TaskKind:
-        return get_task(self.task).kind
-
-    @property
-    def languages(self) -> list[str]:
-        return list(self.examples)
-
-    @property
-    def size(self) -> int:
-        return sum(len(v) for v in self.examples.values())
-
-    def describe(self) -> dict[str, Any]:
-        return {
-            "task": self.task,
-            "split": self.split,
-            "seed": self.seed,
-            "per_language": self.per_language,
-            "languages": self.languages,
-            "examples": {lang: len(ex) for lang, ex in self.examples.items()},
-            "total": self.size,
-        }
-
-
-def load_sample(
-    task: str,
-    data_dir: Path,
-    languages: str | Sequence[str] | None = None,
-    per_language: int | None = 200,
-    seed: int = 0,
-    split: str | None = None,
-) -> EvalSample:
-    """Up to ``per_language`` items (None: all), the same ones in each language, from ``task``'s evaluation split."""
-    spec = get_task(task)
-    split = split or evaluation_split(task)
-    langs = resolve_languages(spec, split, languages)
-    if per_language is not None and per_language < 1:
-        raise XstiltsError(f"--per-language must be at least 1 (or 'all'), got {per_language}")
-    examples = sample_items({lang: load_examples(spec, split, lang, data_dir) for lang in langs}, per_language, seed)
-    empty = [lang for lang, ex in examples.items() if not ex]
-    if empty:
-        raise XstiltsError(f"{task} {split} has no items to send in {', '.join(empty)}")
-    return EvalSample(task, split, seed, per_language, examples)
 
 
 def request_item(kind: TaskKind, example: Example) -> str | dict[str, Any]:
@@ -142,7 +83,7 @@ class PayloadSet:
         return sum(self.sequences) / len(self.sequences)
 
 
-def make_payloads(sample: EvalSample, model: str, items_per_request: int = 1, seed: int = 0) -> PayloadSet:
+def make_payloads(sample: EvaluationSample, model: str, items_per_request: int = 1, seed: int = 0) -> PayloadSet:
     """The sample's items, languages mixed in a seeded order, cut into bodies of ``items_per_request`` items.
 
     Every item is used; the last body is topped up from the start so that all bodies have the same size.

@@ -22,8 +22,9 @@ from xstilts import __version__
 from xstilts.atomic import write_json_atomic
 from xstilts.bench import accuracy as acc
 from xstilts.bench import load, servers
-from xstilts.bench.payloads import EvalSample, load_sample, make_payloads, write_payloads
-from xstilts.bundle import BundleManifest, list_bundles, load_manifest
+from xstilts.bench.payloads import make_payloads, write_payloads
+from xstilts.contracts.bundle import BundleManifest, list_bundles, load_manifest
+from xstilts.contracts.evaluation import EvaluationSample, load_evaluation_sample
 from xstilts.errors import XstiltsError
 from xstilts.paths import resolve_data_dir
 
@@ -167,9 +168,11 @@ def reference_manifest(repository: Path, model: str) -> BundleManifest:
     return load_manifest(folder)
 
 
-def prepare(config: BenchConfig, task: str, models: list[str]) -> tuple[EvalSample, dict[str, dict[str, Path]]]:
+def prepare(config: BenchConfig, task: str, models: list[str]) -> tuple[EvaluationSample, dict[str, dict[str, Path]]]:
     """The evaluation sample and, per model name, its payload files (the same bodies for every model)."""
-    sample = load_sample(task, resolve_data_dir(config.data_dir), config.languages, config.per_language, config.seed)
+    sample = load_evaluation_sample(
+        task, resolve_data_dir(config.data_dir), config.languages, config.per_language, config.seed
+    )
     folder = config.raw / "payloads"
     files: dict[str, dict[str, Path]] = {}
     for model in dict.fromkeys(models):
@@ -259,7 +262,7 @@ def bench_target(
     url: str,
     target: Target,
     config: BenchConfig,
-    sample: EvalSample,
+    sample: EvaluationSample,
     payloads: dict[str, Path],
     manifest: BundleManifest | None,
     log: Any,
@@ -295,7 +298,7 @@ def accuracy_pass(
     target: Target,
     variant: str | None,
     config: BenchConfig,
-    sample: EvalSample,
+    sample: EvaluationSample,
     manifest: BundleManifest | None,
     log: Any,
 ) -> dict[str, Any]:
@@ -356,7 +359,7 @@ def _slug(label: str) -> str:
     return label.replace("/", "__")
 
 
-def new_results(config: BenchConfig, sample: EvalSample) -> dict[str, Any]:
+def new_results(config: BenchConfig, sample: EvaluationSample) -> dict[str, Any]:
     return {
         "schema": RESULTS_SCHEMA,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),

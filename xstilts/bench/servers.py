@@ -18,14 +18,14 @@ import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from xstilts.bundle import BundleManifest
+from xstilts.contracts.bundle import BundleManifest
+from xstilts.contracts.checkpoint import CHECKPOINT_FILE
+from xstilts.contracts.hashing import file_sha256
 from xstilts.errors import XstiltsError
-from xstilts.tasks import file_sha256
 
 READY_TIMEOUT_S = 300.0
 STOP_TIMEOUT_S = 30.0
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
-CHECKPOINT_FILE = "xstilts_checkpoint.json"
 
 
 def free_port(host: str = "127.0.0.1") -> int:

@@ -65,7 +65,7 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     _quiet_libraries()
-    from xstilts.bundle import load_manifest
+    from xstilts.contracts.bundle import load_manifest
     from xstilts.export.measure import measure_bundles
     from xstilts.export.pipeline import export_checkpoint
 

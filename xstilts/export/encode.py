@@ -7,7 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from xstilts.tasks import Example, TaskKind
+from xstilts.contracts.kinds import TaskKind
+from xstilts.tasks import Example
 from xstilts.tasks.encoding import Segments, example_segments
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from xstilts.bundle import BUNDLE_FILE, TensorSpec
-from xstilts.tasks import file_sha256
+from xstilts.contracts.bundle import BUNDLE_FILE, TensorSpec
+from xstilts.contracts.hashing import file_sha256
 
 
 def graph_interface(model_path: Path) -> tuple[list[TensorSpec], list[TensorSpec], int]:

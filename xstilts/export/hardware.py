@@ -5,6 +5,8 @@ from __future__ import annotations
 import platform
 from pathlib import Path
 
+from xstilts.contracts.providers import CUDA
+
 CPU_INFO = Path("/proc/cpuinfo")
 
 
@@ -12,7 +14,7 @@ def missing_gpu() -> str | None:
     """Why ONNX Runtime cannot use a CUDA GPU here, or None when it can."""
     import onnxruntime as ort
 
-    if "CUDAExecutionProvider" not in ort.get_available_providers():
+    if CUDA not in ort.get_available_providers():
         return "onnxruntime has no CUDAExecutionProvider here (install onnxruntime-gpu on a machine with a GPU)"
     import torch
 

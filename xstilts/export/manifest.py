@@ -9,10 +9,11 @@ from typing import Any
 
 from xstilts import __version__
 from xstilts.atomic import write_json_atomic
-from xstilts.bundle import BUNDLE_FILE, MODEL_FILE, BundleManifest
-from xstilts.checkpoint import CheckpointInfo
+from xstilts.contracts.bundle import BUNDLE_FILE, MODEL_FILE, BundleManifest, TensorRTProfile
+from xstilts.contracts.checkpoint import CheckpointInfo
+from xstilts.contracts.kinds import TaskKind
 from xstilts.export.graph import file_digests, graph_interface
-from xstilts.export.variants import TensorRTProfile, Variant
+from xstilts.export.variants import Variant
 
 TOOLS = ("torch", "transformers", "optimum", "optimum-onnx", "onnx", "onnxruntime")
 
@@ -28,21 +29,11 @@ def tool_versions() -> dict[str, str]:
     return found
 
 
-def profile_shapes(inputs: list[str], batch: int, sequence: int, choices: int | None) -> str:
-    """ONNX Runtime's TensorRT profile format: ``input_ids:1x16,attention_mask:1x16``."""
-    dims = f"{batch}x{choices}x{sequence}" if choices else f"{batch}x{sequence}"
-    return ",".join(f"{name}:{dims}" for name in inputs)
-
-
 def execution_settings(variant: Variant, inputs: list[str], profile: TensorRTProfile, choices: int | None) -> dict:
     """The providers a server should ask for, best first, and TensorRT's provider options when it is one."""
     settings: dict[str, Any] = {"providers": list(variant.providers)}
     if variant.tensorrt:
-        shapes = {
-            f"trt_profile_{which}_shapes": profile_shapes(inputs, batch, sequence, choices)
-            for which, batch, sequence in zip(("min", "opt", "max"), profile.batch, profile.sequence, strict=True)
-        }
-        settings["tensorrt"] = {**variant.tensorrt, **shapes}
+        settings["tensorrt"] = {**variant.tensorrt, **profile.provider_options(inputs, choices)}
         settings["paths_relative_to"] = "bundle folder"
     return settings
 
@@ -58,12 +49,12 @@ def write_manifest(
 ) -> BundleManifest:
     """Describe the finished files of ``folder`` in its ``bundle.json`` (written last, atomically)."""
     inputs, outputs, opset = graph_interface(folder / MODEL_FILE)
-    choices = len(info.labels) if info.kind == "multiple_choice" else None
+    choices = len(info.labels) if info.kind == TaskKind.MULTIPLE_CHOICE else None
     manifest = BundleManifest(
         name=name,
         variant=variant.name,
         task=info.task,
-        kind=info.kind,
+        kind=TaskKind(info.kind),
         labels=list(info.labels),
         languages=list(info.languages),
         max_length=info.max_length,
@@ -73,6 +64,7 @@ def write_manifest(
         precision=variant.precision,
         optimization=variant.optimization,
         execution=execution_settings(variant, [i.name for i in inputs], profile, choices),
+        tensorrt_profile=profile if variant.tensorrt else None,
         files=file_digests(folder),
         lineage=dict(info.lineage),
         parity=parity,

@@ -9,9 +9,9 @@ from typing import Any
 
 import numpy as np
 
-from xstilts.bundle import MODEL_FILE, load_manifest
+from xstilts.contracts.bundle import MODEL_FILE, load_manifest
+from xstilts.contracts.providers import CPU
 from xstilts.export.encode import complete_feeds
-from xstilts.export.variants import CPU
 
 BATCH_SIZES = (1, 16)
 LENGTHS = (64, 128)

@@ -6,7 +6,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from xstilts.tasks import TaskKind
+from xstilts.contracts.kinds import TaskKind
 
 # optimum's task names for the heads xstilts trains.
 OPTIMUM_TASKS = {

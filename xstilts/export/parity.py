@@ -6,55 +6,18 @@ server makes them), after checking those ids equal the checkpoint's Hugging Face
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from xstilts.checkpoint import CheckpointInfo
+from xstilts.contracts.evaluation import EvaluationSample
+from xstilts.contracts.kinds import TaskKind
 from xstilts.errors import XstiltsError
 from xstilts.export.encode import Encoder, complete_feeds
-from xstilts.tasks import ZERO_SHOT, Example, TaskKind, get_task, load_examples, resolve_languages, sample_items
 from xstilts.tasks.encoding import example_segments
 
 BATCH_SIZE = 32
-
-
-@dataclass
-class EvaluationSample:
-    """The same seeded items in every language of the checkpoint, from its task's evaluation split."""
-
-    task: str
-    split: str
-    seed: int
-    per_language: int
-    examples: dict[str, list[Example]]
-
-    def describe(self) -> dict[str, Any]:
-        counts = {lang: len(ex) for lang, ex in self.examples.items()}
-        return {"task": self.task, "split": self.split, "seed": self.seed, "examples": counts}
-
-
-def evaluation_split(task: str) -> str:
-    """The split that evaluates a checkpoint of ``task``: the zero-shot evaluation split of a target task."""
-    return ZERO_SHOT[task].eval_split if task in ZERO_SHOT else get_task(task).eval_split
-
-
-def evaluation_sample(info: CheckpointInfo, data_dir: Path, per_language: int, seed: int) -> EvaluationSample:
-    """Up to ``per_language`` items, the same ones in each of the checkpoint's languages."""
-    if per_language < 1:
-        raise XstiltsError(f"parity needs at least 1 example per language, got {per_language}")
-    task = get_task(info.task)
-    split = evaluation_split(task.name)
-    languages = resolve_languages(task, split, info.languages)
-    examples = sample_items(
-        {lang: load_examples(task, split, lang, data_dir) for lang in languages}, per_language, seed
-    )
-    empty = [lang for lang, ex in examples.items() if not ex]
-    if empty:
-        raise XstiltsError(f"{task.name} {split} has no shared items to check parity on in {', '.join(empty)}")
-    return EvaluationSample(task.name, split, seed, per_language, examples)
 
 
 def check_tokenizer(

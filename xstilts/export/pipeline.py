@@ -14,25 +14,27 @@ from typing import Any
 import numpy as np
 
 from xstilts.atomic import staged_dir
-from xstilts.bundle import MODEL_FILE, TOKENIZER_FILE
-from xstilts.checkpoint import CheckpointInfo
+from xstilts.contracts.bundle import MODEL_FILE, TOKENIZER_FILE, TensorRTProfile
+from xstilts.contracts.checkpoint import CheckpointInfo
+from xstilts.contracts.evaluation import EvaluationSample, load_evaluation_sample
+from xstilts.contracts.hashing import file_sha256
+from xstilts.contracts.kinds import TaskKind
+from xstilts.contracts.providers import CPU
 from xstilts.errors import XstiltsError
 from xstilts.export.encode import Encoder, complete_feeds, configure_tokenizer
 from xstilts.export.hardware import cpu_int8_target
 from xstilts.export.manifest import write_manifest
 from xstilts.export.parity import (
-    EvaluationSample,
     check_tokenizer,
     compare,
-    evaluation_sample,
     make_feeds,
     onnx_logits,
     reference_logits,
     rejection_message,
 )
-from xstilts.export.variants import CPU, TRT_BATCH, BuildContext, TensorRTProfile, Variant, resolve_variants
+from xstilts.export.variants import TRT_BATCH, BuildContext, Variant, resolve_variants
 from xstilts.paths import resolve_data_dir
-from xstilts.tasks import ZERO_SHOT, TaskKind, file_sha256, get_task, load_examples, sample
+from xstilts.tasks import ZERO_SHOT, get_task, load_examples, sample
 
 log = logging.getLogger("xstilts.export")
 
@@ -86,7 +88,7 @@ def export_checkpoint(
         raise XstiltsError(f"{target} already exists: choose another --name or remove it first")
     kind = TaskKind(info.kind)
     data_dir = resolve_data_dir(data_dir)
-    sample_ = evaluation_sample(info, data_dir, parity_examples, seed)
+    sample_ = load_evaluation_sample(info.task, data_dir, info.languages, parity_examples, seed)
 
     with staged_dir(target) as stage:
         work = stage / ".work"

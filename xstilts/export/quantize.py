@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from xstilts.contracts.providers import CPU
 from xstilts.errors import XstiltsError
 from xstilts.export.onnx_export import place_model
 
@@ -70,7 +71,7 @@ def write_tensorrt_calibration(model_path: Path, folder: Path, feeds: list[dict[
             augmented_model_path=str(Path(scratch) / "augmented.onnx"),
             calibrate_method=CalibrationMethod.MinMax,
             use_external_data_format=True,
-            providers=["CPUExecutionProvider"],
+            providers=[CPU],
         )
         calibrator.collect_data(_Batches(feeds))
         ranges = calibrator.compute_data()

@@ -12,27 +12,10 @@ from typing import Any
 
 import numpy as np
 
+from xstilts.contracts.providers import CPU, CUDA, TENSORRT
 from xstilts.errors import XstiltsError
 
 TRT_BATCH = (1, 8, 32)
-CPU = "CPUExecutionProvider"
-CUDA = "CUDAExecutionProvider"
-TENSORRT = "TensorrtExecutionProvider"
-
-
-@dataclass(frozen=True)
-class TensorRTProfile:
-    """The optimization profile TensorRT builds its engine for: (min, opt, max) batch and sequence length."""
-
-    batch: tuple[int, int, int]
-    sequence: tuple[int, int, int]
-
-    def __post_init__(self) -> None:
-        for what, (low, opt, high) in (("batch", self.batch), ("sequence", self.sequence)):
-            if not 1 <= low <= opt <= high:
-                raise XstiltsError(
-                    f"TensorRT {what} profile must satisfy 1 <= min <= opt <= max, got {low},{opt},{high}"
-                )
 
 
 @dataclass

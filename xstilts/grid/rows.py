@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from xstilts.atomic import write_text_atomic
-from xstilts.bundle import BUNDLE_FILE, load_manifest
+from xstilts.contracts.bundle import BUNDLE_FILE, load_manifest
 from xstilts.grid.cells import Cell
 from xstilts.grid.layout import CellLayout, GridLayout, exclusive
 from xstilts.tasks import non_english_average

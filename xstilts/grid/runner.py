@@ -12,18 +12,18 @@ import time
 from pathlib import Path
 
 from xstilts.atomic import write_json_atomic
+from xstilts.contracts.hashing import json_digest
 from xstilts.errors import XstiltsError
 from xstilts.grid import stages
 from xstilts.grid.cells import Cell
 from xstilts.grid.config import GridConfig
 from xstilts.grid.layout import CellLayout, GridLayout
 from xstilts.grid.rows import build_row, rebuild
-from xstilts.training.config import stable_hash
 
 
 def cell_hash(config: GridConfig, cell: Cell) -> str:
     """Everything that decides a cell's results: its run config, the export settings and its bench flags."""
-    return stable_hash(
+    return json_digest(
         {"run": cell.run, "export": config.export.model_dump(), "bench": stages.bench_settings(config, cell)}
     )
 

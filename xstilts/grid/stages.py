@@ -18,13 +18,13 @@ from typing import Any
 import yaml
 
 from xstilts.atomic import write_text_atomic
-from xstilts.bundle import load_manifest
-from xstilts.checkpoint import CHECKPOINT_FILE
+from xstilts.contracts.bundle import load_manifest
+from xstilts.contracts.checkpoint import CHECKPOINT_FILE
+from xstilts.contracts.hashing import json_digest
 from xstilts.errors import XstiltsError
 from xstilts.grid.cells import Cell
 from xstilts.grid.config import GridConfig
 from xstilts.grid.layout import CellLayout, GridLayout, exclusive
-from xstilts.training.config import stable_hash
 
 ERROR_PREFIX = "xstilts: error: "
 
@@ -62,7 +62,7 @@ def first_phase_key(cell: Cell) -> str:
     run = cell.run
     first = (run["intermediate"] or [run["target"]])[0]
     shared = {k: run[k] for k in ("model", "seed", "max_length", "freeze_embeddings", "precision", "pooling")}
-    return stable_hash({**shared, "first_phase": first})
+    return json_digest({**shared, "first_phase": first})
 
 
 def train(cell: Cell, grid: GridLayout, paths: CellLayout, data_dir: Path) -> float | None:

@@ -22,8 +22,8 @@ from transformers import (
 )
 from transformers.modeling_outputs import MultipleChoiceModelOutput, SequenceClassifierOutput
 
-from xstilts.checkpoint import POOLING_KEY, Pooling
-from xstilts.tasks import TaskKind
+from xstilts.contracts.checkpoint import POOLING_KEY, Pooling
+from xstilts.contracts.kinds import TaskKind
 
 
 def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:

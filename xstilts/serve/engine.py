@@ -17,9 +17,10 @@ from typing import Any
 
 import numpy as np
 
-from xstilts.bundle import MODEL_FILE, TOKENIZER_FILE, BundleManifest, list_bundles, load_manifest
+from xstilts.contracts.bundle import MODEL_FILE, TOKENIZER_FILE, BundleManifest, list_bundles, load_manifest
+from xstilts.contracts.providers import TENSORRT, uses_gpu
 from xstilts.errors import XstiltsError
-from xstilts.serve.providers import TENSORRT, ProviderPlan, plan_providers, profile_max_batch, uses_gpu, verify
+from xstilts.serve.providers import ProviderPlan, plan_providers, verify
 from xstilts.serve.settings import Settings
 from xstilts.tasks.encoding import Segments
 
@@ -299,8 +300,8 @@ def load_model(planned: PlannedModel, settings: Settings) -> LoadedModel:
     io_binding = settings.io_binding == "on" or (settings.io_binding == "auto" and uses_gpu(provider))
     encoder = TextEncoder(planned.folder / TOKENIZER_FILE, manifest.max_length)
     engine = OnnxEngine(session, manifest, encoder.pad_id, provider, io_binding)
-    if provider == TENSORRT:
-        engine.max_batch = profile_max_batch(dict(plan.providers)[TENSORRT])
+    if provider == TENSORRT and manifest.tensorrt_profile is not None:
+        engine.max_batch = manifest.tensorrt_profile.max_batch
     if settings.warmup:
         engine.warm_up()
     seconds = time.perf_counter() - start

@@ -15,18 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from xstilts.contracts.providers import CPU, GPU_PROVIDERS, Provider
 from xstilts.errors import XstiltsError
 
 log = logging.getLogger("xstilts.serve")
-
-ORT_NAMES = {
-    "tensorrt": "TensorrtExecutionProvider",
-    "cuda": "CUDAExecutionProvider",
-    "cpu": "CPUExecutionProvider",
-}
-CPU = ORT_NAMES["cpu"]
-TENSORRT = ORT_NAMES["tensorrt"]
-GPU_PROVIDERS = frozenset({ORT_NAMES["tensorrt"], ORT_NAMES["cuda"]})
 
 
 @dataclass
@@ -89,20 +81,6 @@ def _writable(folder: Path) -> bool:
     return parent.is_dir() and os.access(parent, os.W_OK)
 
 
-def profile_max_batch(options: Mapping[str, str]) -> int | None:
-    """The largest batch a TensorRT optimization profile allows (``input_ids:32x128,...``), if it sets one."""
-    shapes = options.get("trt_profile_max_shapes")
-    if not shapes:
-        return None
-    batches = []
-    for part in shapes.split(","):
-        _, _, dims = part.rpartition(":")
-        first = dims.split("x")[0]
-        if first.isdigit():
-            batches.append(int(first))
-    return min(batches) if batches else None
-
-
 def cuda_options(execution: Mapping[str, Any]) -> dict[str, str]:
     """ONNX Runtime's CUDA options from a bundle's ``execution["cuda"]``, passed through."""
     return {key: _option_value(value) for key, value in dict(execution.get("cuda") or {}).items()}
@@ -127,9 +105,12 @@ def plan_providers(
     chosen: list[tuple[str, dict[str, str]]] = []
     unavailable: list[str] = []
     for short in requested:
-        if short not in ORT_NAMES:
-            raise XstiltsError(f"unknown execution provider {short!r}: use tensorrt, cuda or cpu")
-        name = ORT_NAMES[short]
+        try:
+            name = Provider(short).ort_name
+        except ValueError:
+            raise XstiltsError(
+                f"unknown execution provider {short!r}: use {', '.join(p.value for p in Provider)}"
+            ) from None
         if name not in available:
             unavailable.append(short)
             continue
@@ -174,7 +155,3 @@ def verify(session_providers: Sequence[str], plan: ProviderPlan, require_gpu: bo
     if running != plan.preferred:
         log.warning("%s: asked for %s, but onnxruntime runs %s", model, plan.preferred, running)
     return running
-
-
-def uses_gpu(provider: str) -> bool:
-    return provider in GPU_PROVIDERS

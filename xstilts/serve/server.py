@@ -9,7 +9,7 @@ from types import FrameType
 
 import uvicorn
 
-from xstilts.bundle import list_bundles
+from xstilts.contracts.bundle import list_bundles
 from xstilts.serve.app import create_app
 from xstilts.serve.engine import plan_models, provider_plan
 from xstilts.serve.settings import Settings

@@ -15,10 +15,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
+from xstilts.contracts.providers import Provider
 from xstilts.errors import XstiltsError
 
 ENV_PREFIX = "XSTILTS_"
-PROVIDER_NAMES = ("tensorrt", "cuda", "cpu")
 GRAPH_OPTIMIZATIONS = ("disable", "basic", "extended", "all")
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 CPU_MAX_PADDING = 0.2
@@ -40,8 +40,9 @@ class Settings(BaseModel):
         description="variant for every model: a folder name, or auto: the one made for the provider that runs "
         "(bundle.json execution.providers), then int8 on a CPU, fp16 on a GPU, then fp32",
     )
-    providers: list[Literal["tensorrt", "cuda", "cpu"]] = Field(
-        default_factory=lambda: ["cpu"], description="execution providers in order of preference: tensorrt,cuda,cpu"
+    providers: list[Provider] = Field(
+        default_factory=lambda: [Provider.CPU],
+        description="execution providers in order of preference: tensorrt,cuda,cpu",
     )
     require_gpu: bool = Field(False, description="refuse to start unless a GPU provider actually runs every model")
     allow_failed_parity: bool = Field(

@@ -12,12 +12,12 @@ from dataclasses import dataclass
 import numpy as np
 from starlette.responses import Response
 
+from xstilts.contracts.providers import uses_gpu
 from xstilts.serve.batcher import Batcher, BatcherClosed, QueueFull, batcher_for
 from xstilts.serve.bodies import error_response
 from xstilts.serve.engine import MULTIPLE_CHOICE, EncodedItem, LoadedModel, PlannedModel, load_model, softmax
 from xstilts.serve.errors import ServeError, not_found, overloaded, unavailable, unprocessable
 from xstilts.serve.metrics import Metrics
-from xstilts.serve.providers import uses_gpu
 from xstilts.serve.settings import Settings
 from xstilts.tasks.encoding import Segments
 

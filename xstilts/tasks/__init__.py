@@ -1,7 +1,6 @@
 """Tasks: the registry, loaders and zero-shot protocol shared by every stage (pure Python, no torch)."""
 
 from xstilts.tasks.loading import (
-    file_sha256,
     get_split,
     get_task,
     load_examples,
@@ -12,7 +11,7 @@ from xstilts.tasks.loading import (
 )
 from xstilts.tasks.protocol import ZERO_SHOT, ZeroShot, check_no_leak, non_english_average
 from xstilts.tasks.registry import TASKS
-from xstilts.tasks.types import Example, Split, Task, TaskKind
+from xstilts.tasks.types import Example, Split, Task
 
 __all__ = [
     "TASKS",
@@ -20,10 +19,8 @@ __all__ = [
     "Example",
     "Split",
     "Task",
-    "TaskKind",
     "ZeroShot",
     "check_no_leak",
-    "file_sha256",
     "get_split",
     "get_task",
     "load_examples",

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from xstilts.tasks.types import Example, TaskKind
+from xstilts.contracts.kinds import TaskKind
+from xstilts.tasks.types import Example
 
 Segments = tuple[str, str | None]
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import random
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -82,12 +81,3 @@ def sample_items(
     common = set.intersection(*(set(e.uid for e in ex) for ex in examples_by_language.values()))
     chosen = set(sample(sorted(common), limit, seed))
     return {lang: [e for e in ex if e.uid in chosen] for lang, ex in examples_by_language.items()}
-
-
-def file_sha256(path: Path) -> str:
-    """The sha256 hex digest of a file (data files, weights, bundle files), read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from functools import partial
 
+from xstilts.contracts.kinds import TaskKind
 from xstilts.tasks import parsers
 from xstilts.tasks.parsers import NLI_LABELS, in_half
-from xstilts.tasks.types import Split, Task, TaskKind
+from xstilts.tasks.types import Split, Task
 
 XNLI_LANGUAGES = ("en", "ar", "bg", "de", "el", "es", "fr", "hi", "ru", "sw", "th", "tr", "ur", "vi", "zh")
 PAWSX_LANGUAGES = ("en", "de", "es", "fr", "ja", "ko", "zh")

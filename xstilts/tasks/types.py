@@ -4,16 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from enum import Enum
 from pathlib import Path
 
-
-class TaskKind(str, Enum):
-    """How a task's inputs are shaped, which decides the model head."""
-
-    PAIR = "pair_classification"
-    SINGLE = "single_classification"
-    MULTIPLE_CHOICE = "multiple_choice"
+from xstilts.contracts.kinds import TaskKind
 
 
 @dataclass(frozen=True)

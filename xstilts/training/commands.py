@@ -65,7 +65,7 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_eval(args: argparse.Namespace) -> int:
-    from xstilts.checkpoint import CheckpointInfo
+    from xstilts.contracts.checkpoint import CheckpointInfo
     from xstilts.tasks import ZERO_SHOT, get_task
 
     CheckpointInfo.load(args.checkpoint)

@@ -5,15 +5,13 @@ A YAML file, validated strictly: an unknown key, task, split or language fails b
 
 from __future__ import annotations
 
-import hashlib
-import json
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from xstilts.checkpoint import Pooling
+from xstilts.contracts.checkpoint import Pooling
 from xstilts.errors import XstiltsError
 from xstilts.tasks import ZERO_SHOT, get_task, resolve_languages
 from xstilts.yamlfile import load_mapping
@@ -173,8 +171,3 @@ def apply_override(data: dict, override: str) -> None:
         node[int(last)] = value
     else:
         node[last] = value
-
-
-def stable_hash(data: Any) -> str:
-    """A short content hash of JSON-able data, stable across runs and machines."""
-    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]

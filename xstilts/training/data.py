@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from xstilts.tasks import Example, Task, TaskKind, get_task, load_examples, resolve_languages, sample, split_files
+from xstilts.contracts.kinds import TaskKind
+from xstilts.tasks import Example, Task, get_task, load_examples, resolve_languages, sample, split_files
 from xstilts.tasks.encoding import example_segments
 from xstilts.training.config import PhaseConfig, TaskData, resolved_split
 

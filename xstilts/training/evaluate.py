@@ -10,19 +10,11 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from xstilts.checkpoint import CheckpointInfo
+from xstilts.contracts.checkpoint import CheckpointInfo
+from xstilts.contracts.kinds import TaskKind
 from xstilts.errors import XstiltsError
 from xstilts.models.heads import load_task_model
-from xstilts.tasks import (
-    Example,
-    Task,
-    TaskKind,
-    get_task,
-    load_examples,
-    non_english_average,
-    resolve_languages,
-    sample_items,
-)
+from xstilts.tasks import Example, Task, get_task, load_examples, non_english_average, resolve_languages, sample_items
 from xstilts.training.data import Collator, tokenize
 
 

@@ -9,9 +9,10 @@ import torch
 from safetensors.torch import load_file, save_file
 from transformers import AutoModel, PreTrainedModel
 
-from xstilts.checkpoint import Pooling
+from xstilts.contracts.checkpoint import Pooling
+from xstilts.contracts.kinds import TaskKind
 from xstilts.models.heads import head_class
-from xstilts.tasks import Task, TaskKind
+from xstilts.tasks import Task
 
 
 def task_model(task: Task, encoder: PreTrainedModel, pooling: Pooling = "cls") -> PreTrainedModel:

@@ -11,11 +11,12 @@ from typing import Any
 
 from xstilts import __version__
 from xstilts.atomic import write_json_atomic, write_text_atomic
-from xstilts.checkpoint import CheckpointInfo
+from xstilts.contracts.checkpoint import CheckpointInfo
+from xstilts.contracts.hashing import file_sha256, json_digest
 from xstilts.errors import XstiltsError
 from xstilts.models import resolve_model
-from xstilts.tasks import check_no_leak, file_sha256, get_task, load_examples, resolve_languages, sample_items
-from xstilts.training.config import RunConfig, evaluation_spec, stable_hash
+from xstilts.tasks import check_no_leak, get_task, load_examples, resolve_languages, sample_items
+from xstilts.training.config import RunConfig, evaluation_spec
 from xstilts.training.data import TaskExamples, phase_examples
 from xstilts.training.evaluate import check_head_fits, evaluate, load_tokenizer
 from xstilts.training.phase import PHASE_FILE, PhasePlan, run_phase
@@ -53,7 +54,7 @@ def plan_phases(config: RunConfig, data_dir: Path, store: Path, start: str) -> l
         seed = phase.seed if phase.seed is not None else config.seed
         target = config.target_task if phase is config.target else None
         parts = phase_examples(phase, data_dir, seed, target)
-        key = stable_hash(
+        key = json_digest(
             {
                 # Settings added later enter the key only when set, so earlier phases keep their keys.
                 "phase": phase.model_dump(exclude={"head_learning_rate"} if phase.head_learning_rate is None else None),
@@ -153,7 +154,7 @@ def run(config: RunConfig, output: Path, data_dir: Path, phase_store: Path | Non
 
 def evaluation_results(config: RunConfig, target: PhasePlan, data_dir: Path, task: str, split: str) -> dict:
     """Evaluate the target checkpoint, reusing a stored result for the same checkpoint and evaluation config."""
-    key = stable_hash({"phase": target.key, "evaluation": config.evaluation.model_dump(), "task": task, "split": split})
+    key = json_digest({"phase": target.key, "evaluation": config.evaluation.model_dump(), "task": task, "split": split})
     stored = target.folder / f"results-{key[:10]}.json"
     if stored.is_file():
         return json.loads(stored.read_text())

@@ -13,13 +13,45 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from xstilts.contracts.kinds import TaskKind
 from xstilts.errors import XstiltsError
 
 BUNDLE_FILE = "bundle.json"
 MODEL_FILE = "model.onnx"
 TOKENIZER_FILE = "tokenizer.json"
-SCHEMA = "xstilts.bundle/1"
-KINDS = ("pair_classification", "single_classification", "multiple_choice")
+SCHEMA = "xstilts.contracts.bundle/1"
+
+
+@dataclass(frozen=True)
+class TensorRTProfile:
+    """The optimization profile TensorRT builds its engine for: (min, opt, max) batch and sequence length."""
+
+    batch: tuple[int, int, int]
+    sequence: tuple[int, int, int]
+
+    def __post_init__(self) -> None:
+        for what, (low, opt, high) in (("batch", self.batch), ("sequence", self.sequence)):
+            if not 1 <= low <= opt <= high:
+                raise XstiltsError(
+                    f"TensorRT {what} profile must satisfy 1 <= min <= opt <= max, got {low},{opt},{high}"
+                )
+
+    @property
+    def max_batch(self) -> int:
+        """The largest batch an engine built for this profile takes."""
+        return self.batch[2]
+
+    def provider_options(self, inputs: list[str], choices: int | None) -> dict[str, str]:
+        """ONNX Runtime's TensorRT profile options: ``trt_profile_min_shapes: input_ids:1x16,...`` and so on."""
+        options = {}
+        for which, batch, sequence in zip(("min", "opt", "max"), self.batch, self.sequence, strict=True):
+            dims = f"{batch}x{choices}x{sequence}" if choices else f"{batch}x{sequence}"
+            options[f"trt_profile_{which}_shapes"] = ",".join(f"{name}:{dims}" for name in inputs)
+        return options
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> TensorRTProfile:
+        return cls(tuple(data["batch"]), tuple(data["sequence"]))  # type: ignore[arg-type]
 
 
 @dataclass
@@ -38,7 +70,7 @@ class BundleManifest:
     name: str
     variant: str
     task: str
-    kind: str
+    kind: TaskKind
     labels: list[str]
     languages: list[str]
     max_length: int
@@ -48,6 +80,7 @@ class BundleManifest:
     precision: str  # fp32 | int8 | fp16
     optimization: str | None = None  # None | O1..O4
     execution: dict[str, Any] = field(default_factory=dict)  # provider settings, e.g. {"tensorrt": {...}}
+    tensorrt_profile: TensorRTProfile | None = None  # set for variants meant for TensorRT
     files: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> {"sha256", "bytes"}
     lineage: dict[str, Any] = field(default_factory=dict)
     parity: dict[str, Any] = field(default_factory=dict)
@@ -65,8 +98,15 @@ class BundleManifest:
         """Whether export kept this variant although it failed the parity gate."""
         return self.parity.get("status") == "failed"
 
+    @property
+    def choices(self) -> int | None:
+        """The number of choices of a multiple-choice graph's middle axis (None for other kinds)."""
+        return len(self.labels) if self.kind is TaskKind.MULTIPLE_CHOICE else None
+
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        data["kind"] = self.kind.value
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any], where: str = "bundle.json") -> BundleManifest:
@@ -76,11 +116,15 @@ class BundleManifest:
             data = dict(data)
             data["inputs"] = [TensorSpec(**t) for t in data["inputs"]]
             data["outputs"] = [TensorSpec(**t) for t in data["outputs"]]
+            kind = data.get("kind")
+            if kind not in {k.value for k in TaskKind}:
+                raise XstiltsError(f"{where}: kind {kind!r} is not one of {', '.join(k.value for k in TaskKind)}")
+            data["kind"] = TaskKind(kind)
+            if data.get("tensorrt_profile") is not None:
+                data["tensorrt_profile"] = TensorRTProfile.from_json(data["tensorrt_profile"])
             manifest = cls(**data)
-        except (KeyError, TypeError) as exc:
+        except (KeyError, TypeError, ValueError) as exc:
             raise XstiltsError(f"{where}: not a valid bundle manifest ({exc})") from None
-        if manifest.kind not in KINDS:
-            raise XstiltsError(f"{where}: kind {manifest.kind!r} is not one of {', '.join(KINDS)}")
         if not manifest.labels:
             raise XstiltsError(f"{where}: no labels")
         return manifest
