@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import make_tiny_checkpoint
+from tests.helpers import make_sensitive_checkpoint, make_tiny_checkpoint, unavailable
 from xstilts.errors import XstiltsError
 from xstilts.paths import resolve_data_dir
 
@@ -16,11 +16,11 @@ PLUMBING_BUDGET = 100.0
 
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
-    """The real data folder ($XSTILTS_DATA_DIR, else ../shared/data), or a skip that says how to provide it."""
+    """The real data folder ($XSTILTS_DATA_DIR, else ../shared/data); missing, a skip (a failure under CI)."""
     try:
         return resolve_data_dir(None)
     except XstiltsError as exc:
-        pytest.skip(f"real data not found ({exc})")
+        unavailable(f"real data not found ({exc})")
 
 
 @pytest.fixture(scope="session")
@@ -31,16 +31,25 @@ def tiny_checkpoints(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path
 
 
 @pytest.fixture(scope="session")
+def sensitive_checkpoints(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> dict[str, Path]:
+    """``{"xnli": ..., "xcopa": ...}`` tiny checkpoints whose answers depend on every part of their input
+    (see :func:`tests.helpers.make_sensitive_checkpoint`): the ones every end-to-end answer check uses."""
+    root = tmp_path_factory.mktemp("sensitive")
+    return {task: make_sensitive_checkpoint(root / task, task, data_dir) for task in ("xnli", "xcopa")}
+
+
+@pytest.fixture(scope="session")
 def tiny_repository(
-    tmp_path_factory: pytest.TempPathFactory, tiny_checkpoints: dict[str, Path], data_dir: Path
+    tmp_path_factory: pytest.TempPathFactory, sensitive_checkpoints: dict[str, Path], data_dir: Path
 ) -> Path:
-    """A model repository with bundles ``tiny-xnli`` (fp32, int8) and ``tiny-xcopa`` (fp32)."""
+    """A model repository with bundles ``tiny-xnli`` (fp32, int8) and ``tiny-xcopa`` (fp32), exported from the
+    sensitive tiny checkpoints, so that a server that loses or mixes up any part of an input answers otherwise."""
     from xstilts.export import export_checkpoint
 
     repository = tmp_path_factory.mktemp("repository")
     for name, task, variants in (("tiny-xnli", "xnli", ["fp32", "int8"]), ("tiny-xcopa", "xcopa", ["fp32"])):
         export_checkpoint(
-            tiny_checkpoints[task],
+            sensitive_checkpoints[task],
             repository,
             name,
             variants,

@@ -2,17 +2,31 @@
 
 from __future__ import annotations
 
+import os
 import shutil
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import NoReturn
+
+import pytest
 
 from xstilts.contracts.checkpoint import CheckpointInfo
 from xstilts.contracts.kinds import TaskKind
 from xstilts.tasks import ZERO_SHOT, Example, get_split, get_task
 from xstilts.tasks.encoding import example_segments
 
+# Under CI a missing tool, package or data folder is a broken install step, never a reason to skip.
+IN_CI = os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
+
 TINY_MAX_LENGTH = 128
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "sentencepiece.bpe.model")
+
+
+def unavailable(message: str) -> NoReturn:
+    """Give up on a test whose prerequisite is missing: fail under ``CI=true``, skip elsewhere."""
+    if IN_CI:
+        pytest.fail(f"{message} (CI=true: a missing prerequisite fails)")
+    pytest.skip(message)
 
 
 def make_tiny_checkpoint(
@@ -95,3 +109,68 @@ def memorize(folder: Path, examples: Sequence[Example], max_steps: int = 600, lr
         accuracy = float((model(**batch).logits.argmax(-1) == labels).float().mean())
     model.save_pretrained(folder)
     return accuracy
+
+
+# Logit spread over real items that the sensitive tiny model's head is scaled to: probabilities then move by tens
+# of points between items, so a server that mixes up, drops or reorders inputs gives visibly other answers.
+SENSITIVE_LOGIT_STD = 2.0
+CALIBRATION_ITEMS = 64
+
+
+def make_sensitive_checkpoint(folder: Path, task: str, data_dir: Path, languages: Sequence[str] | None = None) -> Path:
+    """A tiny checkpoint whose answers depend on its whole input: the fixture for end-to-end answer checks.
+
+    The random tiny model's ``[CLS]`` state is constant (its answers do not depend on the input at all), and its
+    random head keeps every probability within 1e-4 of the others. This one mean-pools the token states, which
+    vary with every token and its position, and fits the scale of its head on real items of the task's training
+    split (not its evaluation split) so that the logits spread with a standard deviation of
+    ``SENSITIVE_LOGIT_STD``: dropping ``text_pair``, swapping the pair, reversing choices, truncating elsewhere
+    or mixing up the items of a batch all change the answers by far more than any numeric tolerance.
+    """
+    import torch
+
+    from xstilts.models.heads import load_task_model
+    from xstilts.tasks import load_examples, sample
+    from xstilts.training.data import Collator, tokenize
+    from xstilts.training.evaluate import load_tokenizer
+
+    make_tiny_checkpoint(folder, task, languages=languages, pooling="mean")
+    spec = get_task(task)
+    kind = spec.kind
+    train_split = ZERO_SHOT[task].train_split if task in ZERO_SHOT else spec.train_split
+    train_task = get_task(ZERO_SHOT[task].train_task) if task in ZERO_SHOT else spec
+    examples = sample(load_examples(train_task, train_split, "en", data_dir), CALIBRATION_ITEMS, seed=0)
+    tokenizer = load_tokenizer(folder)
+    batch = Collator(tokenizer.pad_token_id, {"t": kind})(
+        [{"task": "t", "input_ids": ids, "label": 0} for ids in tokenize(tokenizer, kind, examples, TINY_MAX_LENGTH)]
+    )
+    model = load_task_model(folder, kind).eval()
+    with torch.no_grad():
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        spread = logits.std(dim=0).mean() if logits.shape[-1] > 1 else logits.std()
+        factor = SENSITIVE_LOGIT_STD / float(spread)
+        head = model.classifier
+        head.weight.mul_(factor)
+        head.bias.mul_(factor)
+    model.save_pretrained(folder)
+    return folder
+
+
+def kill_once(command: Sequence[str], done: Callable[[], bool], timeout: float = 300.0) -> int:
+    """Run ``command`` in its own session until ``done()`` holds (or it ends), SIGKILL its group; return its code.
+
+    ``done`` should watch for a state written to the end (a complete checkpoint, a finished variant), so that
+    what the kill interrupts is known.
+    """
+    import contextlib
+    import signal
+    import subprocess
+    import time
+
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and process.poll() is None and not done():
+        time.sleep(0.05)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    return process.wait()

@@ -13,8 +13,9 @@ import httpx
 import pytest
 
 from xstilts.bench import servers
-from xstilts.bench.report import caption
+from xstilts.bench.report.captions import caption
 from xstilts.contracts.bundle import load_manifest
+from xstilts.contracts.results import read_results
 from xstilts.errors import XstiltsError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -72,7 +73,7 @@ def check_report(folder: Path, labels: list[str]) -> dict:
     for label in labels:
         assert label in report
     # every figure is captioned with the targets, the data, the budget and the machine
-    text = caption(results)
+    text = caption(read_results(folder / "results.json"))  # and the file reads back as the typed results
     assert all(label in text for label in labels)
     assert f"{results['data']['task']} {results['data']['split']}" in text and "seed" in text
     assert f"{CAP} requests" in text and "cores" in text and "onnxruntime" in text
@@ -82,7 +83,7 @@ def check_report(folder: Path, labels: list[str]) -> dict:
     return results
 
 
-def test_compare_fp32_int8_and_naive(tiny_repository, tiny_checkpoints, tmp_path):
+def test_compare_fp32_int8_and_naive(tiny_repository, sensitive_checkpoints, tmp_path):
     out = tmp_path / "report"
     started = time.monotonic()
     done = bench(
@@ -91,7 +92,7 @@ def test_compare_fp32_int8_and_naive(tiny_repository, tiny_checkpoints, tmp_path
         "--compare",
         "tiny-xnli,tiny-xnli/naive",
         "--naive-checkpoint",
-        str(tiny_checkpoints["xnli"]),
+        str(sensitive_checkpoints["xnli"]),
         "--output",
         str(out),
         *SMALL,
@@ -155,11 +156,11 @@ def test_a_server_that_cannot_start_is_reported_and_stopped(tiny_repository, tmp
     assert server.process.poll() is not None
 
 
-def test_naive_checkpoint_found_by_lineage(tiny_repository, tiny_checkpoints, tmp_path):
+def test_naive_checkpoint_found_by_lineage(tiny_repository, sensitive_checkpoints, tmp_path):
     manifest = load_manifest(tiny_repository / "tiny-xnli" / "fp32")
     root = tmp_path / "runs"
-    shutil.copytree(tiny_checkpoints["xcopa"], root / "b" / "checkpoint")
-    shutil.copytree(tiny_checkpoints["xnli"], root / "a" / "phases" / "checkpoint")
+    shutil.copytree(sensitive_checkpoints["xcopa"], root / "b" / "checkpoint")
+    shutil.copytree(sensitive_checkpoints["xnli"], root / "a" / "phases" / "checkpoint")
     assert servers.find_checkpoint(manifest, [root]) == (root / "a" / "phases" / "checkpoint").resolve()
     with pytest.raises(XstiltsError, match="--naive-checkpoint"):
         servers.find_checkpoint(manifest, [root / "b"])

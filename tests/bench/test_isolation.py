@@ -15,8 +15,19 @@ MODULES = [
     "xstilts.bench.load",
     "xstilts.bench.servers",
     "xstilts.bench.report",
+    "xstilts.bench.report.tables",
+    "xstilts.bench.report.figures",
+    "xstilts.bench.report.captions",
+    "xstilts.bench.report.plots",
+    "xstilts.bench.report.markdown",
     "xstilts.bench.runner",
+    "xstilts.bench.config",
+    "xstilts.bench.machine",
     "xstilts.bench.commands",
+    "xstilts.bench.bare",
+    "xstilts.bench.wrk",
+    "xstilts.bench.measure",
+    "xstilts.contracts.results",
 ]
 
 
@@ -38,7 +49,8 @@ def test_bench_modules_import_no_torch():
 def test_accuracy_in_process_and_report_import_no_torch():
     code = (
         "import xstilts.bench.accuracy as a, xstilts.bench.report as r\n"
-        "import xstilts.serve.engine, xstilts.serve.settings\n"  # what in_process_predictions loads
+        # what in_process_predictions and the bare session of the wrk measurement load
+        "import xstilts.serve.core.engine, xstilts.serve.core.repository, xstilts.serve.settings\n"
         "import matplotlib; matplotlib.use('Agg'); import matplotlib.pyplot"
     )
     assert heavy(imported_after(code)) == []

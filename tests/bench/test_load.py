@@ -29,44 +29,44 @@ def test_closed_loop_run_is_sane_and_bounded_in_time(server, payload_file, tmp_p
     started = time.monotonic()
     result = load.run_scenario(server.url, "tiny-xnli", scenario(payload_file, "c2", "closed", 2, 3, 100_000), tmp_path)
     elapsed = time.monotonic() - started
-    assert not result.get("error"), result
-    assert result["ended_by"] == "time" and result["within_bounds"]
-    assert result["failures"] == 0 and result["error_rate"] == 0
-    assert result["requests"] > 10 and result["requests_per_s"] > 0 and result["sequences_per_s"] > 0
-    lat = result["latency_ms"]
-    assert 0 < lat["p50"] <= lat["p90"] <= lat["p95"] <= lat["p99"] <= lat["max"]
-    assert result["window_s"] <= 3.5
+    assert not result.error, result
+    assert result.ended_by == "time" and result.within_bounds
+    assert result.failures == 0 and result.error_rate == 0
+    assert result.requests > 10 and result.requests_per_s > 0 and result.sequences_per_s > 0
+    lat = result.latency_ms
+    assert 0 < lat.p50 <= lat.p90 <= lat.p95 <= lat.p99 <= lat.max
+    assert result.window_s <= 3.5
     assert elapsed < 3 + load.STARTUP_GRACE_S
     # the server saw those requests: its own metrics, before and after
-    seen = result["server"]
-    assert seen["requests"].get("200", 0) >= result["requests"]
-    assert seen["mean_batch_size"] >= 1 and seen["mean_inference"] > 0 and seen["mean_queue"] is not None
+    seen = result.server
+    assert seen.requests.get("200", 0) >= result.requests
+    assert seen.mean_batch_size >= 1 and seen.mean_inference > 0 and seen.mean_queue is not None
     # locust's own statistics agree on the count
-    assert result["locust"]["num_requests"] >= result["requests"]
+    assert result.locust.num_requests >= result.requests
     assert (tmp_path / "c2_stats.csv").is_file()
 
 
 def test_request_cap_ends_the_run(server, payload_file, tmp_path):
     result = load.run_scenario(server.url, "tiny-xnli", scenario(payload_file, "cap", "closed", 3, 30, 40), tmp_path)
-    assert result["ended_by"] == "requests" and result["within_bounds"]
-    assert result["requests"] + result["unfinished"] <= 40 and result["requests"] >= 37
-    assert result["wall_s"] < 20
+    assert result.ended_by == "requests" and result.within_bounds
+    assert result.requests + result.unfinished <= 40 and result.requests >= 37
+    assert result.wall_s < 20
 
 
 def test_open_loop_keeps_its_arrival_rate(server, payload_file, tmp_path):
     run = scenario(payload_file, "o", "open", 1, 3, 10_000, rate=20.0)
     result = load.run_scenario(server.url, "tiny-xnli", run, tmp_path)
-    assert result["failures"] == 0 and result["within_bounds"]
-    assert 20 <= result["requests"] + result["unfinished"] <= 100  # Poisson arrivals at 20/s for up to 3 s
-    assert result["latency_ms"]["p50"] <= result["latency_ms"]["p99"]
+    assert result.failures == 0 and result.within_bounds
+    assert 20 <= result.requests + result.unfinished <= 100  # Poisson arrivals at 20/s for up to 3 s
+    assert result.latency_ms.p50 <= result.latency_ms.p99
     assert "--arrival-rate" in load.locust_command(server.url, run, tmp_path / "x")
 
 
 def test_unreachable_server_is_recorded_not_raised(payload_file, tmp_path):
     url = f"http://127.0.0.1:{free_port()}"
     result = load.run_scenario(url, "tiny-xnli", scenario(payload_file, "down", "closed", 1, 2, 20), tmp_path)
-    assert result["error_rate"] == 1.0 or result.get("error")
-    assert result["server"] is None and result["within_bounds"]
+    assert result.error_rate == 1.0 or result.error
+    assert result.server is None and result.within_bounds
 
 
 def test_locustfile_works_alone(server, data_dir, tmp_path):
@@ -129,6 +129,6 @@ def test_distributed_master_and_worker_share_the_cap(server, payload_file, tmp_p
             worker.kill()
             worker.wait()
     stats = load.read_locust_json(tmp_path / "master.json")
-    assert stats["num_requests"] == 60 and stats["num_failures"] == 0
+    assert stats.num_requests == 60 and stats.num_failures == 0
     [written] = list(tmp_path.glob("lat.worker-*.json"))
     assert len(json.loads(written.read_text())["records"]) == 60

@@ -6,8 +6,9 @@ import json
 
 import pytest
 
-from xstilts.bench import accuracy, load, report, server_metrics
+from xstilts.bench import accuracy, load, server_metrics
 from xstilts.bench.payloads import PayloadSet, make_payloads, read_payloads, write_payloads
+from xstilts.bench.report import figures
 from xstilts.errors import XstiltsError
 
 
@@ -37,17 +38,17 @@ def test_summary_counts_open_loop_stragglers_as_latency():
     records = [[100.0, 10.0, 1, 1], [100.5, 20.0, 1, 1], [101.0, 30.0, 0, 1]]
     closed = load.summarize(records, [500.0], open_loop=False)
     assert closed["requests"] == 3 and closed["failures"] == 1 and closed["error_rate"] == pytest.approx(1 / 3)
-    assert closed["latency_ms"]["max"] == 20.0  # failures and cut-off requests are not latencies in a closed loop
+    assert closed["latency_ms"].max == 20.0  # failures and cut-off requests are not latencies in a closed loop
     assert closed["requests_per_s"] == pytest.approx(2 / 1.03)
     opened = load.summarize(records, [500.0], open_loop=True)
-    assert opened["latency_ms"]["max"] == 500.0 and opened["latency_includes_unfinished"]
+    assert opened["latency_ms"].max == 500.0 and opened["latency_includes_unfinished"]
 
 
 def test_pareto_front():
     points = [(10.0, 80.0, "big"), (5.0, 78.0, "small"), (6.0, 70.0, "worse"), (2.0, 60.0, "tiny")]
-    assert [p[2] for p in report.pareto_front(points, lower_is_better=True)] == ["tiny", "small", "big"]
+    assert [p[2] for p in figures.pareto_front(points, lower_is_better=True)] == ["tiny", "small", "big"]
     throughput = [(100.0, 80.0, "big"), (400.0, 78.0, "small"), (300.0, 70.0, "worse")]
-    assert [p[2] for p in report.pareto_front(throughput, lower_is_better=False)] == ["small", "big"]
+    assert [p[2] for p in figures.pareto_front(throughput, lower_is_better=False)] == ["small", "big"]
 
 
 def test_tolerance_same_items_is_tight_and_other_samples_statistical():
@@ -90,11 +91,11 @@ xstilts_batch_size_sum{model="m"} 23.0
 
 def test_metric_deltas():
     change = server_metrics.delta(server_metrics.parse(METRICS_BEFORE), server_metrics.parse(METRICS_AFTER), "m")
-    assert change["requests"] == {"200": 10, "429": 2}
-    assert change["mean_queue"] == pytest.approx(0.005)
-    assert change["mean_batch_size"] == pytest.approx(4.0)
-    assert change["batches"] == 5
-    assert change["mean_inference"] is None
+    assert change.requests == {"200": 10, "429": 2}
+    assert change.mean_queue == pytest.approx(0.005)
+    assert change.mean_batch_size == pytest.approx(4.0)
+    assert change.batches == 5
+    assert change.mean_inference is None
     assert server_metrics.delta(None, server_metrics.parse(METRICS_AFTER), "m") is None
 
 

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.deploy.support import IN_CI, find_tool, kustomize_dirs, render
+from tests.deploy.support import find_tool, kustomize_dirs, render
+from tests.helpers import unavailable
 
 INSTALL_HINTS = {
     "kubectl": "install Debian's kubernetes-client (.ci/install-system-deps) or set KUBECTL",
@@ -18,10 +19,7 @@ def required_tool(name: str, env: str) -> str:
     """The tool's path; missing, the test fails in CI (a missing install step) and is skipped elsewhere."""
     path = find_tool(name, env)
     if path is None:
-        message = f"{name} not found: {INSTALL_HINTS[name]}"
-        if IN_CI:
-            pytest.fail(message)
-        pytest.skip(message)
+        unavailable(f"{name} not found: {INSTALL_HINTS[name]}")
     return path
 
 

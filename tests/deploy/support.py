@@ -6,9 +6,7 @@ from the kubernetes-validate package, and the server's routes are read from its 
 
 from __future__ import annotations
 
-import ast
 import fnmatch
-import inspect
 import os
 import re
 import shutil
@@ -28,7 +26,6 @@ DASHBOARD = K8S / "monitoring" / "xstilts-dashboard.json"
 ADAPTER_VALUES = K8S / "monitoring" / "prometheus-adapter-values.yaml"
 SERVE_PACKAGE = ROOT / "xstilts" / "serve"
 
-IN_CI = os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
 
 # Kubernetes versions the built-in objects must validate against (strict schemas: unknown fields fail): an older
 # release still common on managed clusters, and the newest schema kubernetes-validate carries.
@@ -248,95 +245,23 @@ def dockerignored(relative: str, patterns: list[str]) -> bool:
 # the server's routes
 # --------------------------------------------------------------------------------------------------------------------
 
-ROUTE_METHODS = {"get", "post", "put", "delete", "patch", "head", "options", "api_route", "add_api_route", "route"}
+def build_app(env: dict[str, str], api_key: str | None = None) -> tuple[Any, Any]:
+    """(app, state): the server's FastAPI app for settings ``env``, with no model planned.
 
-
-def build_app(env: dict[str, str], api_key: str | None = None) -> tuple[Any, Any] | None:
-    """(app, state): the server's FastAPI app for settings ``env``, with no model planned, or None without a factory.
-
-    ``xstilts.serve.app.create_app`` takes a ``ServerState``; with no planned model nothing is read from the
-    repository, and the lifespan that would load models never runs (no ``with TestClient(...)``), so the app
-    answers its probe routes exactly as configured. Settings go through the server's own ``load_settings``.
+    With no planned model nothing is read from the repository, and the lifespan that would load models never runs
+    (no ``with TestClient(...)``), so the app answers its probe routes exactly as configured. Settings go through
+    the server's own ``load_settings``.
     """
-    try:
-        from xstilts.serve.app import create_app
-        from xstilts.serve.settings import load_settings
-        from xstilts.serve.state import ServerState
-    except ImportError:
-        return None
-    parameters = list(inspect.signature(create_app).parameters.values())
-    if not parameters or not (parameters[0].name == "state" or "ServerState" in str(parameters[0].annotation)):
-        return None
+    from xstilts.serve.core.state import ServerState
+    from xstilts.serve.http.app import create_app
+    from xstilts.serve.settings import load_settings
+
     state = ServerState(load_settings(env=env), planned=[], api_key=api_key)
     return create_app(state), state
 
 
-def routes_from_app_factory() -> set[str] | None:
+def server_routes() -> set[str]:
     """Paths of the app ``create_app`` builds: its own routes and those of the routers it includes (through the
     OpenAPI schema, since FastAPI keeps included routers as opaque objects in ``app.routes``)."""
-    built = build_app({"XSTILTS_REPOSITORY": str(ROOT / "deploy" / "models")})
-    if built is None:
-        return None
-    app, _ = built
+    app, _ = build_app({"XSTILTS_REPOSITORY": str(ROOT / "deploy" / "models")})
     return ({getattr(route, "path", "") for route in app.routes} | set(app.openapi()["paths"])) - {""}
-
-
-def _router_prefixes(tree: ast.AST) -> dict[str, str]:
-    """Names bound to ``APIRouter(prefix="/x")`` (or ``FastAPI(root_path=...)``-less apps: no prefix) anywhere."""
-    prefixes: dict[str, str] = {}
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call):
-            func = node.value.func
-            called = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
-            if called not in ("APIRouter", "FastAPI"):
-                continue
-            prefix = next(
-                (
-                    k.value.value
-                    for k in node.value.keywords
-                    if k.arg == "prefix" and isinstance(k.value, ast.Constant) and isinstance(k.value.value, str)
-                ),
-                "",
-            )
-            for target in node.targets:
-                if isinstance(target, ast.Name):
-                    prefixes[target.id] = prefix
-    return prefixes
-
-
-def routes_from_source() -> set[str]:
-    """Route paths written in xstilts/serve: ``@app.get("/x")``, ``router.add_api_route("/x", ...)`` and alike, with
-    the ``prefix`` of the ``APIRouter`` they are declared on."""
-    found: set[str] = set()
-    for path in sorted(SERVE_PACKAGE.glob("*.py")):
-        tree = ast.parse(path.read_text())
-        prefixes = _router_prefixes(tree)
-        for node in ast.walk(tree):
-            if (
-                isinstance(node, ast.Call)
-                and isinstance(node.func, ast.Attribute)
-                and node.func.attr in ROUTE_METHODS
-                and node.args
-                and isinstance(node.args[0], ast.Constant)
-                and isinstance(node.args[0].value, str)
-                and (node.args[0].value.startswith("/") or node.args[0].value == "")
-            ):
-                owner = node.func.value.id if isinstance(node.func.value, ast.Name) else ""
-                route = prefixes.get(owner, "") + node.args[0].value
-                if route:
-                    found.add(route)
-    return found
-
-
-def serve_has_app() -> bool:
-    """Whether xstilts/serve builds a FastAPI application yet (the serve stage may still be in progress)."""
-    return any("FastAPI(" in path.read_text() for path in SERVE_PACKAGE.glob("*.py"))
-
-
-def server_routes() -> tuple[set[str], str]:
-    """The server's real route paths and where they came from; empty when xstilts.serve has no app yet."""
-    routes = routes_from_app_factory()
-    if routes:
-        return routes, "create_app().routes"
-    routes = routes_from_source()
-    return routes, "route decorators in xstilts/serve"

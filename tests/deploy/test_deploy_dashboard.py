@@ -8,6 +8,7 @@ import re
 import pytest
 
 from tests.deploy.support import CONTRACT_METRICS, DASHBOARD
+from xstilts.serve.http.metrics import Metrics
 
 SUFFIXES = {"counter": ("",), "gauge": ("",), "histogram": ("_bucket", "_sum", "_count")}
 PROMQL_WORDS = {
@@ -43,18 +44,13 @@ def dashboard() -> dict:
 
 
 def exported_series() -> dict[str, str]:
-    """Series name -> type, from the server's own metrics module when it is there, else from the contract."""
-    try:
-        from xstilts.serve.metrics import Metrics
-    except ImportError:
-        families = dict(CONTRACT_METRICS)
-    else:
-        families = {}
-        for family in Metrics().registry.collect():
-            name = family.name + ("_total" if family.type == "counter" else "")
-            families[name] = family.type
-        missing = CONTRACT_METRICS.items() - families.items()
-        assert not missing, f"the server does not export these contract metrics (name, type): {sorted(missing)}"
+    """Series name -> type, from the server's own metrics registry (which must hold the contract's metrics)."""
+    families = {}
+    for family in Metrics().registry.collect():
+        name = family.name + ("_total" if family.type == "counter" else "")
+        families[name] = family.type
+    missing = CONTRACT_METRICS.items() - families.items()
+    assert not missing, f"the server does not export these contract metrics (name, type): {sorted(missing)}"
     return {name + suffix: kind for name, kind in families.items() for suffix in SUFFIXES[kind]}
 
 

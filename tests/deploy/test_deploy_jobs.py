@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.deploy.support import K8S, container, objects, one, pod_claims
+from xstilts.training.config import load_config
 
 TRAIN, EXPORT = "jobs/train", "jobs/export"
 
@@ -57,10 +58,6 @@ def test_training_config_is_mounted_and_valid(rendered):
     config_map = config_maps[volumes[volume]["configMap"]["name"]]
     key = config_arg.rsplit("/", 1)[1]
     assert key in config_map["data"], f"{config_arg} is not a key of ConfigMap {config_map['metadata']['name']}"
-    try:
-        from xstilts.training.config import load_config
-    except ImportError:
-        pytest.skip("xstilts.training.config is not there yet")
     config = load_config(K8S / "jobs" / "train" / "train-config.yaml")  # strict: unknown keys and tasks fail
     assert config.target_task == "pawsx" and [p.label for p in config.intermediate] == ["mnli"]
 

@@ -22,10 +22,10 @@ from tests.deploy.support import (
     objects,
     one,
     pod_claims,
-    serve_has_app,
     server_routes,
     server_settings,
 )
+from xstilts.serve.settings import load_settings
 
 OVERLAYS = ["overlays/cpu", "overlays/gpu", "examples/queue-depth-hpa", "examples/models-init-container"]
 PROBES = ("startupProbe", "readinessProbe", "livenessProbe")
@@ -36,22 +36,14 @@ def deployment_of(docs: list[dict]) -> dict:
     return one(docs, "Deployment", "xstilts")
 
 
-def routes_or_xfail() -> set[str]:
-    routes, where = server_routes()
-    if not serve_has_app():
-        pytest.xfail("xstilts.serve has no FastAPI app yet: the probe routes cannot be checked against it")
-    assert routes, f"no routes found ({where})"
-    return routes
-
-
 def test_server_implements_the_contract_routes():
-    routes = routes_or_xfail()
+    routes = server_routes()
     assert routes >= CONTRACT_ROUTES, f"missing: {sorted(CONTRACT_ROUTES - routes)}"
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_probes_are_on_real_routes_and_the_named_port(rendered, overlay):
-    routes = routes_or_xfail()
+    routes = server_routes()
     server = container(deployment_of(rendered[overlay]))
     for probe in PROBES:
         assert probe in server, f"{overlay}: the server container has no {probe}"
@@ -68,10 +60,7 @@ def test_probes_answer_on_the_real_app_with_the_overlay_settings(rendered, overl
     once draining, readiness answers 503 and liveness still 200."""
     docs = rendered[overlay]
     env = server_settings(docs)
-    built = build_app(env, api_key="a-test-key")
-    if built is None:
-        pytest.xfail("xstilts.serve.app.create_app is missing or takes other arguments")
-    app, state = built
+    app, state = build_app(env, api_key="a-test-key")
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*httpx.*")  # starlette's note on its test client's transport
         from fastapi.testclient import TestClient
@@ -96,10 +85,6 @@ def test_settings_are_valid_for_the_server(rendered, overlay):
     assert not unknown, f"{overlay}: ConfigMap keys the server does not read: {sorted(unknown)}"
     assert "XSTILTS_API_KEY" not in env, "the API key belongs in a Secret, not the ConfigMap"
     assert env["XSTILTS_HOST"] == "0.0.0.0", "the server must listen on all addresses in a pod"
-    try:
-        from xstilts.serve.settings import load_settings
-    except ImportError:
-        pytest.skip("xstilts.serve.settings is not there yet")
     settings = load_settings(env=env)
     assert settings.port == int(env["XSTILTS_PORT"])
     assert settings.auth_health is False, "kubelet probes and Prometheus carry no API key"

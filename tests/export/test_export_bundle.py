@@ -41,19 +41,21 @@ def test_repository_holds_every_bundle_and_nothing_else(tiny_repository: Path) -
 
 @pytest.mark.parametrize(("name", "variant", "task"), BUNDLES)
 def test_manifest_schema_and_checkpoint_metadata(
-    tiny_repository: Path, tiny_checkpoints: dict[str, Path], name: str, variant: str, task: str
+    tiny_repository: Path, sensitive_checkpoints: dict[str, Path], name: str, variant: str, task: str
 ) -> None:
     folder = tiny_repository / name / variant
     raw = json.loads((folder / BUNDLE_FILE).read_text())
     assert set(raw) == BUNDLE_KEYS
     assert set(raw["parity"]) == PARITY_KEYS
     manifest = load_manifest(folder)
-    info = CheckpointInfo.load(tiny_checkpoints[task])
+    info = CheckpointInfo.load(sensitive_checkpoints[task])
     assert (manifest.name, manifest.variant, manifest.task, manifest.kind) == (name, variant, task, info.kind)
     assert manifest.labels == info.labels and manifest.languages == info.languages
     assert manifest.max_length == info.max_length and manifest.lineage == info.lineage
     assert manifest.precision == variant
-    assert manifest.build["checkpoint"]["weights_sha256"] == file_sha256(tiny_checkpoints[task] / "model.safetensors")
+    assert manifest.build["checkpoint"]["weights_sha256"] == file_sha256(
+        sensitive_checkpoints[task] / "model.safetensors"
+    )
     assert manifest.build["tools"]["onnxruntime"] == ort.__version__
 
 
@@ -116,7 +118,7 @@ def test_int8_bundle_is_quantized(tiny_repository: Path) -> None:
 
 
 def test_multiple_choice_bundle_answers_like_the_checkpoint(
-    tiny_repository: Path, tiny_checkpoints: dict[str, Path], data_dir: Path
+    tiny_repository: Path, sensitive_checkpoints: dict[str, Path], data_dir: Path
 ) -> None:
     import torch
 
@@ -128,7 +130,7 @@ def test_multiple_choice_bundle_answers_like_the_checkpoint(
     assert feeds["input_ids"].shape[:2] == (5, 2)
     session = ort.InferenceSession(str(folder / "model.onnx"), providers=["CPUExecutionProvider"])
     (logits,) = session.run(None, complete_feeds(feeds, [i.name for i in session.get_inputs()]))
-    model = load_task_model(tiny_checkpoints["xcopa"], TaskKind.MULTIPLE_CHOICE)
+    model = load_task_model(sensitive_checkpoints["xcopa"], TaskKind.MULTIPLE_CHOICE)
     with torch.no_grad():
         expected = model(**{k: torch.from_numpy(v) for k, v in feeds.items()}).logits.numpy()
     assert logits.shape == (5, 2)

@@ -9,7 +9,7 @@ import onnxruntime as ort
 import pytest
 
 from tests.conftest import PLUMBING_BUDGET
-from tests.helpers import make_tiny_checkpoint
+from tests.helpers import make_sensitive_checkpoint
 from xstilts.contracts.bundle import load_manifest
 from xstilts.contracts.kinds import TaskKind
 from xstilts.export import export_checkpoint
@@ -27,14 +27,16 @@ def test_mean_pooled_bundle_answers_like_the_checkpoint(
 ) -> None:
     import torch
 
-    checkpoint = make_tiny_checkpoint(tmp_path / "ckpt", task, pooling="mean")
+    checkpoint = make_sensitive_checkpoint(tmp_path / "ckpt", task, data_dir)  # mean-pooled, answers that vary
     export_checkpoint(
         checkpoint, tmp_path / "repo", "mean", ["fp32", "int8"], data_dir=data_dir, parity_examples=8,
         max_accuracy_drop=PLUMBING_BUDGET,
     )  # fmt: skip
     folder = tmp_path / "repo" / "mean" / "fp32"
-    assert load_manifest(folder).parity["status"] == "passed"
-    assert load_manifest(tmp_path / "repo" / "mean" / "int8").parity["label_agreement"] > 0.5
+    fp32 = load_manifest(folder).parity
+    assert fp32["status"] == "passed" and fp32["label_agreement"] == 1.0, fp32
+    int8 = load_manifest(tmp_path / "repo" / "mean" / "int8").parity
+    assert int8["label_agreement"] >= 0.9, int8  # 0.99 measured: int8 keeps the answers, give or take a few
     # Items of different lengths in one padded batch: the graph must leave the padding out of the mean.
     examples = load_examples(get_task(task), split, lang, data_dir)[:6]
     feeds = Encoder(folder / "tokenizer.json", kind).feeds(examples)
@@ -44,4 +46,5 @@ def test_mean_pooled_bundle_answers_like_the_checkpoint(
     model = load_task_model(checkpoint, kind)
     with torch.no_grad():
         expected = model(**{k: torch.from_numpy(v) for k, v in feeds.items()}).logits.numpy()
-    np.testing.assert_allclose(logits, expected, atol=1e-5)
+    assert np.ptp(expected, axis=0).max() > 0.5  # the items' answers differ: a wrong mean would show
+    np.testing.assert_allclose(logits, expected, atol=1e-4)

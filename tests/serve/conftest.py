@@ -7,9 +7,9 @@ to reach into the server (a model that is still loading, the moment draining sta
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -20,13 +20,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from xstilts.bench.servers import free_port
+
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -97,8 +93,8 @@ class ThreadServer:
     def __init__(self, state) -> None:
         import uvicorn
 
-        from xstilts.serve.app import create_app
-        from xstilts.serve.server import DrainingServer
+        from xstilts.serve.http.app import create_app
+        from xstilts.serve.http.server import DrainingServer
 
         self.state = state
         self.app = create_app(state)
@@ -133,10 +129,30 @@ class ThreadServer:
 
 def thread_server(repository: Path, **settings) -> ThreadServer:
     """A :class:`ThreadServer` for ``repository`` with ``settings`` (fields of ``Settings``)."""
-    from xstilts.serve.server import build_state
+    from xstilts.serve.core.state import build_state
     from xstilts.serve.settings import Settings
 
     return ThreadServer(build_state(Settings(repository=repository, port=0, **settings)))
+
+
+@contextlib.contextmanager
+def loading_server(repository: Path, **settings) -> Iterator[tuple[ThreadServer, threading.Event]]:
+    """A running :class:`ThreadServer` whose models stay loading until the test sets the gate it is given."""
+    from xstilts.serve.core.engine import load_model
+
+    gate = threading.Event()
+
+    def slow_loader(planned, config):
+        gate.wait(60)
+        return load_model(planned, config)
+
+    server = thread_server(repository, **settings)
+    server.state.loader = slow_loader
+    try:
+        with server:
+            yield server, gate
+    finally:
+        gate.set()
 
 
 @pytest.fixture(scope="session")

@@ -7,12 +7,15 @@ import contextlib
 import threading
 import time
 from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from xstilts.serve.batcher import Batcher, BatcherClosed, QueueFull, padding_share
-from xstilts.serve.engine import EncodedItem
+from xstilts.serve.core.batcher import Batcher, BatcherClosed, BatchLimits, QueueFull, padding_share
+from xstilts.serve.core.encoder import EncodedItem
+from xstilts.serve.settings import Settings
 
 
 class RecordingEngine:
@@ -45,6 +48,21 @@ class RecordingEngine:
         return [items for items, _, _ in self.batches]
 
 
+def limits(**changes) -> BatchLimits:
+    """The server's default limits as on a GPU (any padding), with ``changes``."""
+    return replace(BatchLimits.from_settings(Settings(repository=Path(".")), gpu=True), **changes)
+
+
+def test_the_limits_are_the_settings() -> None:
+    settings = Settings(repository=Path("."), max_batch_size=16, max_queue_delay_ms=4, max_padding="auto")
+    cpu = BatchLimits.from_settings(settings, gpu=False)
+    assert (cpu.max_batch_size, cpu.max_queue_delay, cpu.max_padding) == (16, 0.004, 0.2)
+    assert (cpu.max_batch_tokens, cpu.max_queue_size) == (settings.max_batch_tokens, settings.max_queue_size)
+    assert BatchLimits.from_settings(settings, gpu=True).max_padding == 1.0
+    assert BatchLimits.from_settings(settings, gpu=True, max_batch=4).max_batch_size == 4  # a TensorRT profile's cap
+    assert BatchLimits.from_settings(settings, gpu=True, max_batch=64).max_batch_size == 16
+
+
 def item(first: int, length: int = 4) -> EncodedItem:
     return EncodedItem([[first] * length], truncated=False)
 
@@ -53,7 +71,7 @@ def choice_item(*firsts: int) -> EncodedItem:
     return EncodedItem([[f, 9, 9] for f in firsts], truncated=False)
 
 
-async def wait_until(condition, timeout: float = 5.0) -> None:
+async def wait_until(condition, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
@@ -62,12 +80,12 @@ async def wait_until(condition, timeout: float = 5.0) -> None:
 
 
 def run(coroutine):
-    return asyncio.run(asyncio.wait_for(coroutine, 30))
+    return asyncio.run(asyncio.wait_for(coroutine, 60))
 
 
 def test_an_idle_engine_runs_a_request_at_once() -> None:
     async def main() -> float:
-        batcher = Batcher(RecordingEngine(), "m", max_queue_delay=5.0)
+        batcher = Batcher(RecordingEngine(), "m", limits(max_queue_delay=120.0))
         batcher.start()
         started = time.perf_counter()
         (logits,) = await batcher.submit([item(7)])
@@ -76,13 +94,13 @@ def test_an_idle_engine_runs_a_request_at_once() -> None:
         assert logits.tolist() == [7.0, 4.0]
         return elapsed
 
-    assert run(main()) < 1.0  # far below the 5 s queue delay: no waiting to fill a batch
+    assert run(main()) < 30.0  # far below the 120 s queue delay: no waiting to fill a batch
 
 
 def test_requests_arriving_while_busy_leave_as_one_batch() -> None:
     async def main() -> None:
         engine = RecordingEngine(hold=True)
-        batcher = Batcher(engine, "m", max_batch_size=32, max_queue_delay=0.0)
+        batcher = Batcher(engine, "m", limits(max_batch_size=32, max_queue_delay=0.0))
         batcher.start()
         first = asyncio.create_task(batcher.submit([item(1)]))
         await wait_until(engine.entered.is_set)
@@ -100,7 +118,7 @@ def test_requests_arriving_while_busy_leave_as_one_batch() -> None:
 def test_batches_respect_the_size_and_token_limits() -> None:
     async def main() -> None:
         engine = RecordingEngine(hold=True)
-        batcher = Batcher(engine, "m", max_batch_size=4, max_batch_tokens=30, max_queue_delay=0.0)
+        batcher = Batcher(engine, "m", limits(max_batch_size=4, max_batch_tokens=30, max_queue_delay=0.0))
         batcher.start()
         first = asyncio.create_task(batcher.submit([item(0)]))
         await wait_until(engine.entered.is_set)
@@ -122,7 +140,7 @@ def test_batches_respect_the_size_and_token_limits() -> None:
 def test_a_large_request_is_split_and_reassembled_in_order() -> None:
     async def main() -> None:
         engine = RecordingEngine()
-        batcher = Batcher(engine, "m", max_batch_size=3)
+        batcher = Batcher(engine, "m", limits(max_batch_size=3))
         batcher.start()
         logits = await batcher.submit([item(i) for i in range(10)])
         assert [row[0] for row in logits] == list(range(10))
@@ -135,7 +153,7 @@ def test_a_large_request_is_split_and_reassembled_in_order() -> None:
 def test_a_full_queue_refuses_at_once_and_recovers() -> None:
     async def main() -> None:
         engine = RecordingEngine(hold=True)
-        batcher = Batcher(engine, "m", max_queue_size=4, max_queue_delay=0.0)
+        batcher = Batcher(engine, "m", limits(max_queue_size=4, max_queue_delay=0.0))
         batcher.start()
         running = asyncio.create_task(batcher.submit([item(0)]))
         await wait_until(engine.entered.is_set)
@@ -158,7 +176,7 @@ def test_a_full_queue_refuses_at_once_and_recovers() -> None:
 def test_a_failing_batch_fails_only_its_requests() -> None:
     async def main() -> None:
         engine = RecordingEngine(fail_on=13)
-        batcher = Batcher(engine, "m")
+        batcher = Batcher(engine, "m", limits())
         batcher.start()
         with pytest.raises(RuntimeError, match="broken batch"):
             await batcher.submit([item(13)])
@@ -172,7 +190,7 @@ def test_a_failing_batch_fails_only_its_requests() -> None:
 def test_cancelled_requests_are_dropped_from_the_queue() -> None:
     async def main() -> None:
         engine = RecordingEngine(hold=True)
-        batcher = Batcher(engine, "m", max_queue_delay=0.0)
+        batcher = Batcher(engine, "m", limits(max_queue_delay=0.0))
         batcher.start()
         running = asyncio.create_task(batcher.submit([item(0)]))
         await wait_until(engine.entered.is_set)
@@ -194,7 +212,7 @@ def test_cancelled_requests_are_dropped_from_the_queue() -> None:
 def test_multiple_choice_items_with_fewer_choices_are_padded_and_cut() -> None:
     async def main() -> None:
         engine = RecordingEngine(multiple_choice=True)
-        batcher = Batcher(engine, "m", multiple_choice=True)
+        batcher = Batcher(engine, "m", limits(), multiple_choice=True)
         batcher.start()
         two, three = await batcher.submit([choice_item(1, 2), choice_item(3, 4, 5)])
         assert two.tolist() == [1.0, 2.0] and three.tolist() == [3.0, 4.0, 5.0]
@@ -209,14 +227,14 @@ def test_multiple_choice_items_with_fewer_choices_are_padded_and_cut() -> None:
 def test_closing_fails_what_is_queued() -> None:
     async def main() -> None:
         engine = RecordingEngine(hold=True)
-        batcher = Batcher(engine, "m", max_queue_delay=0.0)
+        batcher = Batcher(engine, "m", limits(max_queue_delay=0.0))
         batcher.start()
         running = asyncio.create_task(batcher.submit([item(0)]))
         await wait_until(engine.entered.is_set)
         waiting = asyncio.create_task(batcher.submit([item(1)]))
         await wait_until(lambda: batcher.queued_items == 1)
         closing = asyncio.create_task(batcher.close())
-        await asyncio.sleep(0.05)
+        await wait_until(lambda: batcher.closed)  # close() has begun: the worker is cancelled mid-batch
         engine.release.set()
         await closing
         for task in (running, waiting):
@@ -231,16 +249,17 @@ def test_closing_fails_what_is_queued() -> None:
 def test_the_queue_delay_gathers_a_busy_engines_next_batch() -> None:
     async def main() -> None:
         engine = RecordingEngine(hold=True)
-        batcher = Batcher(engine, "m", max_batch_size=8, max_queue_delay=0.3)
+        batcher = Batcher(engine, "m", limits(max_batch_size=2, max_queue_delay=120.0))
         batcher.start()
         first = asyncio.create_task(batcher.submit([item(0)]))
         await wait_until(engine.entered.is_set)
         early = asyncio.create_task(batcher.submit([item(1)]))
         await wait_until(lambda: batcher.queued_items == 1)
         engine.release.set()  # the engine frees while item 1 is younger than the delay: it waits for more
-        await asyncio.sleep(0.05)
-        late = asyncio.create_task(batcher.submit([item(2)]))
-        await asyncio.gather(first, early, late)
+        await first  # the worker went from delivering this batch straight to waiting: item 1 has not left
+        assert engine.sizes == [1] and batcher.queued_items == 1
+        late = asyncio.create_task(batcher.submit([item(2)]))  # a full batch leaves before the deadline
+        await asyncio.gather(early, late)
         assert engine.sizes == [1, 2]
         await batcher.close()
 
@@ -250,7 +269,7 @@ def test_the_queue_delay_gathers_a_busy_engines_next_batch() -> None:
 def test_a_batch_is_the_oldest_item_and_its_nearest_lengths() -> None:
     async def main() -> None:
         engine = RecordingEngine(hold=True)
-        batcher = Batcher(engine, "m", max_batch_size=8, max_queue_delay=0.0, max_padding=0.2)
+        batcher = Batcher(engine, "m", limits(max_batch_size=8, max_queue_delay=0.0, max_padding=0.2))
         batcher.start()
         first = asyncio.create_task(batcher.submit([item(0)]))
         await wait_until(engine.entered.is_set)
@@ -270,7 +289,7 @@ def test_a_batch_is_the_oldest_item_and_its_nearest_lengths() -> None:
 def test_items_of_one_request_may_travel_in_different_batches() -> None:
     async def main() -> None:
         engine = RecordingEngine(hold=True)
-        batcher = Batcher(engine, "m", max_queue_delay=0.0, max_padding=0.2)
+        batcher = Batcher(engine, "m", limits(max_queue_delay=0.0, max_padding=0.2))
         batcher.start()
         first = asyncio.create_task(batcher.submit([item(0)]))
         await wait_until(engine.entered.is_set)

@@ -12,7 +12,9 @@ import pytest
 from xstilts.contracts.kinds import TaskKind
 from xstilts.errors import XstiltsError
 from xstilts.export.encode import Encoder, complete_feeds
-from xstilts.serve.engine import TextEncoder, choose_variant, load_model, plan_models
+from xstilts.serve.core.encoder import TextEncoder
+from xstilts.serve.core.engine import load_model
+from xstilts.serve.core.repository import choose_variant, plan_models
 from xstilts.serve.settings import Settings
 from xstilts.tasks import Example
 from xstilts.tasks.encoding import example_segments
@@ -24,7 +26,7 @@ LONG = "Lorem ipsum dolor sit amet, consectetur adipiscing elit. " * 60
 
 def loaded(repository: Path, model: str, **settings):
     config = Settings(repository=repository, models=[model], **settings)
-    (planned,) = plan_models(config, CPU)
+    (planned,) = plan_models(config)
     return load_model(planned, config)
 
 
@@ -98,16 +100,18 @@ def test_auto_variant_fits_the_provider(repository: Path) -> None:
 
 
 def test_plan_names_what_is_missing(repository: Path, tmp_path: Path) -> None:
-    planned = plan_models(Settings(repository=repository), CPU)
+    planned = plan_models(Settings(repository=repository))
     assert {(p.name, p.variant) for p in planned} == {("tiny-xnli", "int8"), ("tiny-xcopa", "fp32")}
-    chosen = plan_models(Settings(repository=repository, models=["tiny-xnli=fp32"]), CPU)
+    assert {p.name: p.variants for p in planned} == {"tiny-xnli": ["fp32", "int8"], "tiny-xcopa": ["fp32"]}
+    assert planned[0].providers is planned[1].providers and planned[0].providers.names == [CPU]  # planned once
+    chosen = plan_models(Settings(repository=repository, models=["tiny-xnli=fp32"]))
     assert [(p.name, p.variant) for p in chosen] == [("tiny-xnli", "fp32")]
     with pytest.raises(XstiltsError, match="has no model nope; it has: tiny-xcopa, tiny-xnli"):
-        plan_models(Settings(repository=repository, models=["nope"]), CPU)
+        plan_models(Settings(repository=repository, models=["nope"]))
     with pytest.raises(XstiltsError, match="has no bundles"):
-        plan_models(Settings(repository=tmp_path), CPU)
+        plan_models(Settings(repository=tmp_path))
     with pytest.raises(XstiltsError, match="does not exist"):
-        plan_models(Settings(repository=tmp_path / "missing"), CPU)
+        plan_models(Settings(repository=tmp_path / "missing"))
 
 
 def test_a_variant_that_failed_the_parity_gate_is_served_only_when_allowed(repository: Path, tmp_path: Path) -> None:
@@ -118,8 +122,26 @@ def test_a_variant_that_failed_the_parity_gate_is_served_only_when_allowed(repos
     manifest["parity"].update(status="failed", passed=False, accuracy_drop_points=3.5, kept_despite_failure=True)
     manifest_path.write_text(json.dumps(manifest))
 
-    assert [p.variant for p in plan_models(Settings(repository=copy), CPU)] == ["fp32"]  # auto passes over it
+    assert [p.variant for p in plan_models(Settings(repository=copy))] == ["fp32"]  # auto passes over it
     with pytest.raises(XstiltsError, match="tiny-xnli/int8 failed the parity gate .*3.5 points.*--allow-failed-parity"):
-        plan_models(Settings(repository=copy, models=["tiny-xnli=int8"]), CPU)
+        plan_models(Settings(repository=copy, models=["tiny-xnli=int8"]))
     allowed = Settings(repository=copy, models=["tiny-xnli=int8"], allow_failed_parity=True)
-    assert [p.variant for p in plan_models(allowed, CPU)] == ["int8"]
+    assert [p.variant for p in plan_models(allowed)] == ["int8"]
+
+
+def test_the_feeds_follow_the_declared_interface(repository: Path, tmp_path: Path) -> None:
+    """The engine feeds what bundle.json declares, and refuses a bundle whose declaration is not its graph's."""
+    served = loaded(repository, "tiny-xnli=fp32", warmup=False)
+    declared = [(spec.name, spec.dtype) for spec in served.manifest.inputs]
+    feeds = served.engine.feeds([[0, 5, 2], [0, 2]], 2, 1)
+    assert [(name, str(array.dtype)) for name, array in feeds.items()] == declared
+    assert feeds["attention_mask"].tolist() == [[1, 1, 1], [1, 1, 0]]
+    assert feeds["input_ids"][1].tolist() == [0, 2, served.encoder.pad_id]
+
+    copy = tmp_path / "repository" / "tiny-xnli" / "fp32"
+    shutil.copytree(repository / "tiny-xnli" / "fp32", copy)
+    manifest = json.loads((copy / "bundle.json").read_text())
+    manifest["inputs"] = [spec for spec in manifest["inputs"] if spec["name"] != "attention_mask"]
+    (copy / "bundle.json").write_text(json.dumps(manifest))
+    with pytest.raises(XstiltsError, match="bundle.json declares inputs .* but the graph has"):
+        loaded(tmp_path / "repository", "tiny-xnli=fp32", warmup=False)

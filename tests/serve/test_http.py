@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import gzip
 import json
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
 import numpy as np
-import onnxruntime as ort
 import pytest
 
-from tests.serve.conftest import metric_samples, metric_total
+from tests.serve.answers import ANSWER_CHECKS, direct_probabilities
+from tests.serve.conftest import ServerProcess, metric_samples, metric_total
 from xstilts.contracts.kinds import TaskKind
-from xstilts.export.encode import Encoder, complete_feeds
 from xstilts.tasks import Example
 
 XNLI_LABELS = ["entailment", "neutral", "contradiction"]
@@ -22,19 +22,20 @@ LONG = "Lorem ipsum dolor sit amet, consectetur adipiscing elit. " * 60
 PAIRS = [("A man plays a guitar.", "Someone makes music."), ("Das Wetter ist schön.", "Es regnet."), (LONG, "x")]
 
 
-def direct_probabilities(repository: Path, name: str, variant: str, kind: TaskKind, examples: list[Example]):
-    """The bundle run without the server: export's encoder (the training rule) and a plain session."""
-    folder = repository / name / variant
-    session = ort.InferenceSession(str(folder / "model.onnx"), providers=["CPUExecutionProvider"])
-    rows = []
-    for example in examples:  # one at a time: no padding anywhere
-        feeds = complete_feeds(
-            Encoder(folder / "tokenizer.json", kind).feeds([example]), [i.name for i in session.get_inputs()]
-        )
-        logits = session.run(None, feeds)[0][0]
-        exp = np.exp(logits - logits.max())
-        rows.append(exp / exp.sum())
-    return rows
+@pytest.fixture(scope="module")
+def fp32_client(repository: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
+    """A server of the fp32 bundles (whose rows do not depend on their batch neighbours), started by the CLI."""
+    log_file = tmp_path_factory.mktemp("fp32-server") / "server.log"
+    process = ServerProcess(repository, log_file, {"XSTILTS_MODELS": "tiny-xnli=fp32,tiny-xcopa=fp32"}).start()
+    with httpx.Client(base_url=process.url, timeout=60) as http:
+        yield http
+    assert process.stop() == 0, process.logs()
+
+
+@pytest.mark.parametrize("check", ANSWER_CHECKS, ids=lambda check: check.__name__)
+def test_served_answers_are_the_bundles_own(fp32_client: httpx.Client, repository: Path, data_dir: Path, check):
+    """Real items in several languages, several per request: each answered as the bundle answers it alone."""
+    check(fp32_client, repository, data_dir)
 
 
 # -- the JSON API -----------------------------------------------------------------------------------------------
@@ -58,12 +59,16 @@ def test_predict_pairs_and_single_texts(client: httpx.Client, repository: Path) 
     predictions = body["predictions"]
     assert [p["truncated"] for p in predictions] == [False, False, True, False]
     examples = [Example(str(i), "en", a, b, 0) for i, (a, b) in enumerate([*PAIRS, ("Just one text.", None)])]
-    expected = direct_probabilities(repository, "tiny-xnli", "int8", TaskKind.PAIR, examples)
-    for prediction, probabilities in zip(predictions, expected, strict=True):
-        np.testing.assert_allclose(prediction["probabilities"], probabilities, atol=1e-4)
+    expected = direct_probabilities(repository / "tiny-xnli" / "int8", TaskKind.PAIR, examples)
+    for item, prediction, probabilities in zip(inputs, predictions, expected, strict=True):
         assert prediction["index"] == int(np.argmax(prediction["probabilities"]))
         assert prediction["label"] == XNLI_LABELS[prediction["index"]]
         assert prediction["score"] == max(prediction["probabilities"])
+        # int8's dynamic quantization scales each batch by its own range, so an item's int8 probabilities move
+        # with its batch neighbours (fp32's do not): alone, the served item equals the bundle run alone
+        alone = client.post("/v1/models/tiny-xnli/predict", json={"inputs": [item]}).json()["predictions"][0]
+        np.testing.assert_allclose(alone["probabilities"], probabilities, atol=1e-4)
+        np.testing.assert_allclose(prediction["probabilities"], probabilities, atol=0.05)
 
 
 def test_predict_multiple_choice(client: httpx.Client, repository: Path) -> None:
@@ -78,7 +83,7 @@ def test_predict_multiple_choice(client: httpx.Client, repository: Path) -> None
     examples = [
         Example(str(i), "en", it["premise"], it.get("question"), 0, tuple(it["choices"])) for i, it in enumerate(items)
     ]
-    expected = direct_probabilities(repository, "tiny-xcopa", "fp32", TaskKind.MULTIPLE_CHOICE, examples)
+    expected = direct_probabilities(repository / "tiny-xcopa" / "fp32", TaskKind.MULTIPLE_CHOICE, examples)
     for item, prediction, probabilities in zip(items, body["predictions"], expected, strict=True):
         assert len(prediction["probabilities"]) == len(item["choices"])
         np.testing.assert_allclose(prediction["probabilities"], probabilities, atol=1e-4)
@@ -245,24 +250,60 @@ def v2_input(**changes) -> dict:
 
 
 ERROR_CASES = [
-    # (id, method, path, body (bytes or JSON), headers, status, message fragment)
-    ("unknown model", "POST", "/v1/models/nope/predict", {"inputs": ["a"]}, {}, 404, "no model 'nope'"),
-    ("unknown model v2", "POST", "/v2/models/nope/infer", V2_GOOD, {}, 404, "no model 'nope'"),
-    ("unknown model metadata", "GET", "/v2/models/nope", None, {}, 404, "no model"),
-    ("unknown route", "GET", "/v3/anything", None, {}, 404, "Not Found"),
-    ("wrong method", "DELETE", "/v1/models", None, {}, 405, "Method Not Allowed"),
-    ("empty body", "POST", "/v1/models/tiny-xnli/predict", b"", {}, 400, "empty"),
-    ("bad JSON", "POST", "/v1/models/tiny-xnli/predict", b'{"inputs": [', {}, 400, "not valid JSON"),
-    ("bad UTF-8", "POST", "/v1/models/tiny-xnli/predict", b'{"inputs": ["\xff\xfe"]}', {}, 400, "UTF-8"),
-    ("bad UTF-8 v2", "POST", "/v2/models/tiny-xnli/infer", b'{"inputs": [\xc3\x28]}', {}, 400, "UTF-8"),
-    ("lone surrogate", "POST", "/v1/models/tiny-xnli/predict", b'{"inputs": ["\\ud800"]}', {}, 400, "JSON"),
-    ("not an object", "POST", "/v1/models/tiny-xnli/predict", [1, 2], {}, 422, "object"),
-    ("no inputs", "POST", "/v1/models/tiny-xnli/predict", {"inputs": []}, {}, 422, "at least 1"),
-    ("empty text", "POST", "/v1/models/tiny-xnli/predict", {"inputs": [""]}, {}, 422, "empty"),
-    ("blank text", "POST", "/v1/models/tiny-xnli/predict", {"inputs": [" \n\t"]}, {}, 422, "only whitespace"),
-    ("number text", "POST", "/v1/models/tiny-xnli/predict", {"inputs": [42]}, {}, 422, "an item is a string"),
-    ("null text", "POST", "/v1/models/tiny-xnli/predict", {"inputs": [{"text": None}]}, {}, 422, "text"),
-    ("unknown field", "POST", "/v1/models/tiny-xnli/predict", {"inputs": ["a"], "top_k": 3}, {}, 422, "top_k"),
+    # (id, method, path, body (bytes or JSON), headers, status, error_type, message fragment)
+    ("unknown model", "POST", "/v1/models/nope/predict", {"inputs": ["a"]}, {}, 404, "not_found", "no model 'nope'"),
+    ("unknown model v2", "POST", "/v2/models/nope/infer", V2_GOOD, {}, 404, "not_found", "no model 'nope'"),
+    ("unknown model metadata", "GET", "/v2/models/nope", None, {}, 404, "not_found", "no model"),
+    ("unknown route", "GET", "/v3/anything", None, {}, 404, "not_found", "Not Found"),
+    ("wrong method", "DELETE", "/v1/models", None, {}, 405, "method_not_allowed", "Method Not Allowed"),
+    ("empty body", "POST", "/v1/models/tiny-xnli/predict", b"", {}, 400, "bad_request", "empty"),
+    ("bad JSON", "POST", "/v1/models/tiny-xnli/predict", b'{"inputs": [', {}, 400, "bad_request", "not valid JSON"),
+    ("bad UTF-8", "POST", "/v1/models/tiny-xnli/predict", b'{"inputs": ["\xff\xfe"]}', {}, 400, "bad_request", "UTF-8"),
+    ("bad UTF-8 v2", "POST", "/v2/models/tiny-xnli/infer", b'{"inputs": [\xc3\x28]}', {}, 400, "bad_request", "UTF-8"),
+    (
+        "lone surrogate",
+        "POST",
+        "/v1/models/tiny-xnli/predict",
+        b'{"inputs": ["\\ud800"]}',
+        {},
+        400,
+        "bad_request",
+        "JSON",
+    ),
+    ("not an object", "POST", "/v1/models/tiny-xnli/predict", [1, 2], {}, 422, "validation", "object"),
+    ("no inputs", "POST", "/v1/models/tiny-xnli/predict", {"inputs": []}, {}, 422, "validation", "at least 1"),
+    ("empty text", "POST", "/v1/models/tiny-xnli/predict", {"inputs": [""]}, {}, 422, "validation", "empty"),
+    (
+        "blank text",
+        "POST",
+        "/v1/models/tiny-xnli/predict",
+        {"inputs": [" \n\t"]},
+        {},
+        422,
+        "validation",
+        "only whitespace",
+    ),
+    (
+        "number text",
+        "POST",
+        "/v1/models/tiny-xnli/predict",
+        {"inputs": [42]},
+        {},
+        422,
+        "validation",
+        "an item is a string",
+    ),
+    ("null text", "POST", "/v1/models/tiny-xnli/predict", {"inputs": [{"text": None}]}, {}, 422, "validation", "text"),
+    (
+        "unknown field",
+        "POST",
+        "/v1/models/tiny-xnli/predict",
+        {"inputs": ["a"], "top_k": 3},
+        {},
+        422,
+        "validation",
+        "top_k",
+    ),
     (
         "choices for a pair model",
         "POST",
@@ -270,10 +311,29 @@ ERROR_CASES = [
         {"inputs": [{"premise": "p", "choices": ["a", "b"]}]},
         {},
         422,
+        "validation",
         "pair_classification model",
     ),
-    ("pair for a choice model", "POST", "/v1/models/tiny-xcopa/predict", {"inputs": ["a"]}, {}, 422, "multiple-choice"),
-    ("too many items", "POST", "/v1/models/tiny-xnli/predict", {"inputs": ["a"] * 65}, {}, 413, "max_items"),
+    (
+        "pair for a choice model",
+        "POST",
+        "/v1/models/tiny-xcopa/predict",
+        {"inputs": ["a"]},
+        {},
+        422,
+        "validation",
+        "multiple-choice",
+    ),
+    (
+        "too many items",
+        "POST",
+        "/v1/models/tiny-xnli/predict",
+        {"inputs": ["a"] * 65},
+        {},
+        413,
+        "too_large",
+        "max_items",
+    ),
     (
         "too many items v2",
         "POST",
@@ -281,9 +341,19 @@ ERROR_CASES = [
         v2_input(shape=[65], data=["a"] * 65),
         {},
         413,
+        "too_large",
         "max_items",
     ),
-    ("body too large", "POST", "/v1/models/tiny-xnli/predict", b"x" * 1_100_000, {}, 413, "max_body_bytes"),
+    (
+        "body too large",
+        "POST",
+        "/v1/models/tiny-xnli/predict",
+        b"x" * 1_100_000,
+        {},
+        413,
+        "too_large",
+        "max_body_bytes",
+    ),
     (
         "v2 wrong datatype",
         "POST",
@@ -291,16 +361,44 @@ ERROR_CASES = [
         v2_input(datatype="FP32", data=[1.0]),
         {},
         422,
+        "validation",
         "BYTES",
     ),
-    ("v2 shape mismatch", "POST", "/v2/models/tiny-xnli/infer", v2_input(shape=[2]), {}, 422, "shape [2]"),
-    ("v2 non-string", "POST", "/v2/models/tiny-xnli/infer", v2_input(data=[7]), {}, 422, "not a string"),
-    ("v2 empty text", "POST", "/v2/models/tiny-xnli/infer", v2_input(data=[""]), {}, 422, "empty"),
-    ("v2 unknown input", "POST", "/v2/models/tiny-xnli/infer", v2_input(name="image"), {}, 422, "no input image"),
-    ("v2 missing input", "POST", "/v2/models/tiny-xcopa/infer", V2_GOOD, {}, 422, "no input text_a"),
-    ("v2 no inputs", "POST", "/v2/models/tiny-xnli/infer", {"inputs": []}, {}, 422, "at least 1"),
-    ("v2 bad shape rank", "POST", "/v2/models/tiny-xnli/infer", v2_input(shape=[1, 1, 1]), {}, 422, "[batch]"),
-    ("v2 negative dim", "POST", "/v2/models/tiny-xnli/infer", v2_input(shape=[-1]), {}, 422, "shape"),
+    (
+        "v2 shape mismatch",
+        "POST",
+        "/v2/models/tiny-xnli/infer",
+        v2_input(shape=[2]),
+        {},
+        422,
+        "validation",
+        "shape [2]",
+    ),
+    ("v2 non-string", "POST", "/v2/models/tiny-xnli/infer", v2_input(data=[7]), {}, 422, "validation", "not a string"),
+    ("v2 empty text", "POST", "/v2/models/tiny-xnli/infer", v2_input(data=[""]), {}, 422, "validation", "empty"),
+    (
+        "v2 unknown input",
+        "POST",
+        "/v2/models/tiny-xnli/infer",
+        v2_input(name="image"),
+        {},
+        422,
+        "validation",
+        "no input image",
+    ),
+    ("v2 missing input", "POST", "/v2/models/tiny-xcopa/infer", V2_GOOD, {}, 422, "validation", "no input text_a"),
+    ("v2 no inputs", "POST", "/v2/models/tiny-xnli/infer", {"inputs": []}, {}, 422, "validation", "at least 1"),
+    (
+        "v2 bad shape rank",
+        "POST",
+        "/v2/models/tiny-xnli/infer",
+        v2_input(shape=[1, 1, 1]),
+        {},
+        422,
+        "validation",
+        "[batch]",
+    ),
+    ("v2 negative dim", "POST", "/v2/models/tiny-xnli/infer", v2_input(shape=[-1]), {}, 422, "validation", "shape"),
     (
         "v2 uneven batch",
         "POST",
@@ -313,6 +411,7 @@ ERROR_CASES = [
         },
         {},
         422,
+        "validation",
         "batch size",
     ),
     (
@@ -322,9 +421,10 @@ ERROR_CASES = [
         {**V2_GOOD, "outputs": [{"name": "embedding"}]},
         {},
         422,
+        "validation",
         "no output embedding",
     ),
-    ("v2 wrong version", "POST", "/v2/models/tiny-xnli/versions/fp32/infer", V2_GOOD, {}, 404, "version"),
+    ("v2 wrong version", "POST", "/v2/models/tiny-xnli/versions/fp32/infer", V2_GOOD, {}, 404, "not_found", "version"),
     (
         "v2 header past the body",
         "POST",
@@ -332,6 +432,7 @@ ERROR_CASES = [
         b"{}",
         {"Inference-Header-Content-Length": "99"},
         400,
+        "bad_request",
         "outside the body",
     ),
     (
@@ -345,10 +446,29 @@ ERROR_CASES = [
             )
         },
         400,
+        "bad_request",
         "runs past the end",
     ),
-    ("bad content encoding", "POST", "/v1/models/tiny-xnli/predict", b"abc", {"Content-Encoding": "br"}, 400, "br"),
-    ("broken gzip", "POST", "/v1/models/tiny-xnli/predict", b"abc", {"Content-Encoding": "gzip"}, 400, "gzip"),
+    (
+        "bad content encoding",
+        "POST",
+        "/v1/models/tiny-xnli/predict",
+        b"abc",
+        {"Content-Encoding": "br"},
+        400,
+        "bad_request",
+        "br",
+    ),
+    (
+        "broken gzip",
+        "POST",
+        "/v1/models/tiny-xnli/predict",
+        b"abc",
+        {"Content-Encoding": "gzip"},
+        400,
+        "bad_request",
+        "gzip",
+    ),
     (
         "gzip bomb",
         "POST",
@@ -356,23 +476,27 @@ ERROR_CASES = [
         gzip.compress(b" " * 5_000_000),
         {"Content-Encoding": "gzip"},
         413,
+        "too_large",
         "decompressed",
     ),
 ]
 
 
 @pytest.mark.parametrize(
-    ("method", "path", "body", "headers", "status", "message"),
+    ("method", "path", "body", "headers", "status", "error_type", "message"),
     [case[1:] for case in ERROR_CASES],
     ids=[case[0] for case in ERROR_CASES],
 )
-def test_errors_are_json_with_a_message(client: httpx.Client, method, path, body, headers, status, message) -> None:
+def test_errors_are_json_with_a_message(
+    client: httpx.Client, method, path, body, headers, status, error_type, message
+) -> None:
     content = body if isinstance(body, bytes) else (json.dumps(body).encode() if body is not None else None)
     response = client.request(method, path, content=content, headers={"Content-Type": "application/json", **headers})
     assert response.status_code == status, response.text
     assert response.headers["content-type"].startswith("application/json")
     error = response.json()
-    assert set(error) == {"error"} and message in error["error"], error
+    assert set(error) == {"error", "error_type"} and message in error["error"], error
+    assert error["error_type"] == error_type, error
     assert client.get("/healthz").status_code == 200
 
 

@@ -6,14 +6,12 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.serve.conftest import ROOT, clean_env, thread_server
-from xstilts.serve.engine import load_model
+from tests.serve.conftest import ROOT, clean_env, loading_server, thread_server
 
 PREDICT = "/v1/models/tiny-xnli/predict"
 INFER = "/v2/models/tiny-xnli/infer"
@@ -42,6 +40,7 @@ def test_inference_needs_the_key(keyed, method: str, path: str, body) -> None:
         response = httpx.request(method, keyed.url + path, json=body, headers=headers)
         assert response.status_code == 401, response.text
         assert response.headers["www-authenticate"] == "Bearer" and "API key" in response.json()["error"]
+        assert response.json()["error_type"] == "unauthorized"
     good = httpx.request(method, keyed.url + path, json=body, headers={"Authorization": "Bearer s3cret"})
     assert good.status_code == 200, good.text
 
@@ -80,31 +79,22 @@ def test_no_key_means_no_auth(repository: Path) -> None:
 
 
 def test_a_loading_model_is_not_ready(repository: Path) -> None:
-    gate = threading.Event()
-
-    def slow_loader(planned, settings):
-        gate.wait(30)
-        return load_model(planned, settings)
-
-    server = thread_server(repository, models=["tiny-xnli"])
-    server.state.loader = slow_loader
-    try:
-        with server:
-            assert httpx.get(server.url + "/healthz").status_code == 200  # alive while loading
-            ready = httpx.get(server.url + "/readyz")
-            assert ready.status_code == 503 and "loading tiny-xnli" in ready.json()["error"]
-            assert httpx.get(server.url + "/v2/health/ready").status_code == 503
-            assert httpx.get(server.url + "/v2/models/tiny-xnli/ready").json() == {"name": "tiny-xnli", "ready": False}
-            for path, body in ((PREDICT, BODY), (INFER, V2_BODY)):
-                response = httpx.post(server.url + path, json=body)
-                assert response.status_code == 503 and "still loading" in response.json()["error"]
-                assert response.headers["retry-after"] == "5"
-            assert httpx.get(server.url + "/v1/models").json()["models"][0]["state"] == "loading"
-            gate.set()
-            server.wait_ready()
-            assert httpx.post(server.url + PREDICT, json=BODY).status_code == 200
-    finally:
+    with loading_server(repository, models=["tiny-xnli"]) as (server, gate):
+        assert httpx.get(server.url + "/healthz").status_code == 200  # alive while loading
+        ready = httpx.get(server.url + "/readyz")
+        assert ready.status_code == 503 and "loading tiny-xnli" in ready.json()["error"]
+        assert ready.json()["error_type"] == "unavailable"
+        assert httpx.get(server.url + "/v2/health/ready").status_code == 503
+        assert httpx.get(server.url + "/v2/models/tiny-xnli/ready").json() == {"name": "tiny-xnli", "ready": False}
+        for path, body in ((PREDICT, BODY), (INFER, V2_BODY)):
+            response = httpx.post(server.url + path, json=body)
+            assert response.status_code == 503 and "still loading" in response.json()["error"]
+            assert response.json()["error_type"] == "unavailable"
+            assert response.headers["retry-after"] == "5"
+        assert httpx.get(server.url + "/v1/models").json()["models"][0]["state"] == "loading"
         gate.set()
+        server.wait_ready()
+        assert httpx.post(server.url + PREDICT, json=BODY).status_code == 200
 
 
 def test_draining_refuses_new_work_but_stays_alive(repository: Path) -> None:
@@ -113,12 +103,13 @@ def test_draining_refuses_new_work_but_stays_alive(repository: Path) -> None:
         assert httpx.get(server.url + "/metrics").text.count("xstilts_ready 1.0") == 1
         server.state.begin_drain()
         assert httpx.get(server.url + "/healthz").status_code == 200
-        assert httpx.get(server.url + "/readyz").json() == {"error": "not ready: draining"}
+        assert httpx.get(server.url + "/readyz").json() == {"error": "not ready: draining", "error_type": "unavailable"}
         assert httpx.get(server.url + "/v2/health/ready").status_code == 503
         assert httpx.get(server.url + "/v2/models/tiny-xnli/ready").status_code == 503
         for path, body in ((PREDICT, BODY), (INFER, V2_BODY)):
             response = httpx.post(server.url + path, json=body)
             assert response.status_code == 503 and "shutting down" in response.json()["error"]
+            assert response.json()["error_type"] == "unavailable" and response.headers["retry-after"] == "1"
         assert "xstilts_ready 0.0" in httpx.get(server.url + "/metrics").text
 
 
@@ -128,7 +119,7 @@ def test_sigterm_turns_readiness_false_at_once(repository: Path) -> None:
         assert server.state.ready
         server.server.handle_exit(signal.SIGTERM, None)  # what uvicorn's signal handler calls
         assert not server.state.ready and server.state.draining
-        assert server.state.metrics.registry.get_sample_value("xstilts_ready") == 0
+        assert server.app.state.metrics.registry.get_sample_value("xstilts_ready") == 0
         server.thread.join(30)
         assert not server.thread.is_alive()
 

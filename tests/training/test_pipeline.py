@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
+from tests.helpers import kill_once
 from tests.training.conftest import tiny_phase, tiny_run
 from xstilts.contracts.checkpoint import CheckpointInfo
 from xstilts.paths import resolve_data_dir
@@ -135,34 +131,58 @@ def test_finished_phases_are_not_trained_again_and_shared_across_runs(write_conf
     assert len(list(store.glob("02-pawsx-*"))) == 2
 
 
-def test_a_killed_run_resumes_from_its_last_checkpoint(write_config, tmp_path):
+def log_lines(run: Path) -> list[dict]:
+    return [json.loads(x) for x in next((run / "phases").glob("*/log.jsonl")).read_text().splitlines()]
+
+
+def weights(run: Path) -> dict:
+    from safetensors.torch import load_file
+
+    return load_file(next((run / "phases").glob("*/checkpoint/model.safetensors")))
+
+
+def test_a_killed_run_resumes_where_its_last_checkpoint_left_off(write_config, tmp_path):
+    """The resumed Trainer continues at the checkpoint's step, with its scheduler, to an uninterrupted run's weights."""
+    from xstilts.training.phase import last_complete_checkpoint
+
+    steps = 60
     config = tiny_run(
-        tiny_phase({"task": "mnli", "max_examples": 60}, steps=400, batch_size=2),
+        tiny_phase({"task": "mnli", "max_examples": 60}, steps=steps, batch_size=2),
         save_steps=10,
         evaluation={"max_per_language": 4, "languages": ["en"]},
     )
     path = write_config(config)
-    command = [sys.executable, "-m", "xstilts.cli", "train", str(path), "--output", str(tmp_path / "run")]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    deadline = time.time() + 120
-    saved: list[Path] = []
-    while time.time() < deadline and process.poll() is None and not saved:
-        saved = list((tmp_path / "run" / "phases").glob("*/trainer/checkpoint-*/trainer_state.json"))
-        time.sleep(0.2)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
-    assert saved, f"no trainer checkpoint appeared before the kill (exit code {process.returncode})"
-    assert not list((tmp_path / "run" / "phases").glob("*/phase.json")), "the phase finished before the kill"
+    train(path, tmp_path / "whole")
+    whole = log_lines(tmp_path / "whole")
+    assert [r["step"] for r in whole] == list(range(1, steps + 1))
+
+    run = tmp_path / "run"
+    command = [sys.executable, "-m", "xstilts.cli", "train", str(path), "--output", str(run)]
+    kill_once(command, lambda: bool(list(run.glob("phases/*/trainer/checkpoint-*/trainer_state.json"))), 120)
+    assert not list((run / "phases").glob("*/phase.json")), "the phase finished before the kill"
+    trainer = next((run / "phases").glob("*/trainer"))
+    resume = last_complete_checkpoint(trainer)
+    assert resume is not None, "no complete trainer checkpoint before the kill"
+    saved_step = int(resume.rsplit("-", 1)[1])
+    assert json.loads((Path(resume) / "trainer_state.json").read_text())["global_step"] == saved_step
+    before = len(log_lines(run))
     # A kill in the middle of a save leaves a newer checkpoint without its trainer state: it must be passed over.
-    partial = saved[0].parent.parent / "checkpoint-99999"
+    partial = trainer / "checkpoint-99999"
     partial.mkdir()
     (partial / "model.safetensors").write_bytes(b"cut short")
 
-    train(path, tmp_path / "run")
-    record = json.loads(next((tmp_path / "run" / "phases").glob("*/phase.json")).read_text())
-    assert record["resumed_from"] and "checkpoint-" in record["resumed_from"]
-    assert not record["resumed_from"].endswith("checkpoint-99999")
-    assert record["steps"] == 400
-    steps = [json.loads(x)["step"] for x in (tmp_path / "run" / "train_log.jsonl").read_text().splitlines()]
-    assert steps[-1] == 400 and max(steps) == 400
+    train(path, run)
+    record = json.loads(next((run / "phases").glob("*/phase.json")).read_text())
+    assert record["resumed_from"] == resume and record["steps"] == steps
+    resumed = log_lines(run)[before:]
+    # The Trainer's own log of the resumed run: it starts right after the checkpoint's step, not at step 1.
+    assert [r["step"] for r in resumed] == list(range(saved_step + 1, steps + 1))
+    # The scheduler (and optimizer) state came back: the learning rate at each resumed step is the uninterrupted run's.
+    by_step = {r["step"]: r for r in whole}
+    for line in resumed:
+        assert line["learning_rate"] == pytest.approx(by_step[line["step"]]["learning_rate"], rel=1e-9)
+    assert resumed[0]["learning_rate"] != whole[0]["learning_rate"]
+    ours, reference = weights(run), weights(tmp_path / "whole")
+    assert ours.keys() == reference.keys()
+    for name, tensor in reference.items():
+        assert (ours[name] - tensor).abs().max().item() < 1e-5, name

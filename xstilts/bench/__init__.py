@@ -1,5 +1,7 @@
-"""Bench: accuracy per language through a server's API, and latency and throughput under locust load.
+"""Bench: accuracy per language through a server's API, latency and throughput under locust load
+(``xstilts bench``), and the server against its bare ONNX session under wrk (``python -m xstilts.bench.measure``).
 
 Never imports torch, transformers or optimum (the naive reference server, which does, runs as its own process:
-``python -m xstilts.bench.naive_server``); locust runs in its own process too (``locustfile.py``).
+``python -m xstilts.bench.naive_server``); locust and wrk run in their own processes too (``locustfile.py``,
+``post.lua``).
 """

@@ -16,10 +16,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from xstilts.bench.payloads import request_item
+from xstilts.bench.payloads import request_body
 from xstilts.contracts.bundle import BUNDLE_FILE, BundleManifest, load_manifest
 from xstilts.contracts.evaluation import EvaluationSample
 from xstilts.contracts.kinds import TaskKind
+from xstilts.contracts.results import Accuracy, LanguageAccuracy, LanguageParity, Parity, ParityAverage, RequestStats
 from xstilts.errors import XstiltsError
 from xstilts.tasks import Example, get_task
 
@@ -56,7 +57,7 @@ def api_predictions(
     api_key: str | None = None,
     timeout: float = 120.0,
     deadline: float | None = None,
-) -> tuple[dict[str, list[int]], dict[str, list[list[float]]], dict[str, Any]]:
+) -> tuple[dict[str, list[int]], dict[str, list[list[float]]], RequestStats]:
     """Each item's predicted index (label, or choice) and probabilities, per language, as the server answers.
 
     Items go ``batch_items`` to a request, one request at a time (a 413 halves the batch). ``deadline`` (a
@@ -69,7 +70,7 @@ def api_predictions(
     path = f"{url.rstrip('/')}/v1/models/{model}/predict"
     predictions: dict[str, list[int]] = {}
     probabilities: dict[str, list[list[float]]] = {}
-    stats = {"requests": 0, "items": 0, "truncated": 0, "seconds": 0.0, "batch_items": batch_items}
+    stats = RequestStats(requests=0, items=0, truncated=0, seconds=0.0, batch_items=batch_items)
     started = time.perf_counter()
     with httpx.Client(headers=auth_headers(api_key), timeout=timeout) as client:
         for lang, examples in sample.examples.items():
@@ -78,17 +79,16 @@ def api_predictions(
             position = 0
             while position < len(examples):
                 if deadline is not None and time.monotonic() > deadline:
-                    raise XstiltsError(f"the accuracy pass ran out of time after {stats['requests']} requests")
+                    raise XstiltsError(f"the accuracy pass ran out of time after {stats.requests} requests")
                 chunk = examples[position : position + batch_items]
-                body = {"inputs": [request_item(kind, e) for e in chunk]}
                 try:
-                    response = client.post(path, json=body)
+                    response = client.post(path, json=request_body(kind, chunk))
                 except httpx.HTTPError as exc:
                     raise XstiltsError(f"{path}: {exc}") from None
-                stats["requests"] += 1
+                stats.requests += 1
                 if response.status_code == 413 and batch_items > 1:
                     batch_items = max(1, batch_items // 2)
-                    stats["batch_items"] = batch_items
+                    stats.batch_items = batch_items
                     continue
                 if response.status_code != 200:
                     raise XstiltsError(f"{path} answered {response.status_code}: {response.text[:300]}")
@@ -96,12 +96,12 @@ def api_predictions(
                 for example, prediction in zip(chunk, answer["predictions"], strict=True):
                     got.append(_index(kind, labels, answer.get("labels"), prediction, example))
                     probs.append([float(p) for p in prediction["probabilities"]])
-                    stats["truncated"] += bool(prediction.get("truncated"))
-                stats["items"] += len(chunk)
+                    stats.truncated += bool(prediction.get("truncated"))
+                stats.items += len(chunk)
                 position += len(chunk)
             predictions[lang] = got
             probabilities[lang] = probs
-    stats["seconds"] = round(time.perf_counter() - started, 3)
+    stats.seconds = round(time.perf_counter() - started, 3)
     return predictions, probabilities, stats
 
 
@@ -118,17 +118,22 @@ def _index(kind: TaskKind, labels: list[str], served: list[str] | None, predicti
     raise XstiltsError(f"the server answered label {name!r}, which the task does not have ({', '.join(labels)})")
 
 
-def accuracy_per_language(sample: EvaluationSample, predictions: dict[str, Sequence[int]]) -> dict[str, Any]:
-    """Accuracy per language, and their plain average (each language counts once, as in the paper)."""
+def accuracy_per_language(
+    sample: EvaluationSample, predictions: dict[str, Sequence[int]]
+) -> dict[str, LanguageAccuracy]:
+    """Accuracy per language (the report averages them plainly: each language counts once, as in the paper)."""
     languages = {}
     for lang, examples in sample.examples.items():
         got = predictions[lang]
         if len(got) != len(examples):
             raise XstiltsError(f"{lang}: {len(got)} predictions for {len(examples)} items")
         correct = sum(int(p == e.label) for p, e in zip(got, examples, strict=True))
-        languages[lang] = {"examples": len(examples), "correct": correct, "accuracy": correct / len(examples)}
-    average = sum(v["accuracy"] for v in languages.values()) / len(languages)
-    return {"languages": languages, "average": average}
+        languages[lang] = LanguageAccuracy(len(examples), correct, correct / len(examples))
+    return languages
+
+
+def plain_average(languages: dict[str, LanguageAccuracy]) -> float:
+    return sum(v.accuracy for v in languages.values()) / len(languages)
 
 
 def tolerance(p1: float, n1: int, p2: float, n2: int, same_items: bool, fragile: float = 0.0) -> float:
@@ -150,50 +155,47 @@ def tolerance(p1: float, n1: int, p2: float, n2: int, same_items: bool, fragile:
     return max(Z_99 * spread, MIN_TOLERANCE)
 
 
-def compare_with_parity(sample: EvaluationSample, measured: dict[str, Any], manifest: BundleManifest) -> dict[str, Any]:
+def compare_with_parity(
+    sample: EvaluationSample, measured: dict[str, LanguageAccuracy], manifest: BundleManifest
+) -> Parity:
     """The API's accuracy against the accuracy ``bundle.json`` recorded for the variant at export, per language."""
     parity = manifest.parity or {}
     recorded = parity.get("languages") or {}
     if not recorded:
-        return {"available": False, "reason": f"{manifest.name}/{manifest.variant} recorded no accuracy at export"}
+        return Parity(False, reason=f"{manifest.name}/{manifest.variant} recorded no accuracy at export")
     same = sample.same_items_as(parity.get("data") or {})
     fragile = 1.0 - float(parity.get("label_agreement", 1.0))
     languages = {}
-    for lang, got in measured["languages"].items():
+    for lang, got in measured.items():
         if lang not in recorded:
             continue
         bundle = recorded[lang]
-        tol = tolerance(got["accuracy"], got["examples"], bundle["accuracy"], bundle["examples"], same, fragile)
-        difference = got["accuracy"] - bundle["accuracy"]
-        languages[lang] = {
-            "api": got["accuracy"],
-            "bundle": bundle["accuracy"],
-            "bundle_examples": bundle["examples"],
-            "difference": difference,
-            "tolerance": tol,
-            "flag": abs(difference) > tol,
-        }
-    flagged = [lang for lang, v in languages.items() if v["flag"]]
+        tol = tolerance(got.accuracy, got.examples, bundle["accuracy"], bundle["examples"], same, fragile)
+        difference = got.accuracy - bundle["accuracy"]
+        languages[lang] = LanguageParity(
+            got.accuracy, bundle["accuracy"], bundle["examples"], difference, tol, abs(difference) > tol
+        )
+    flagged = [lang for lang, v in languages.items() if v.flag]
     common = list(languages)
-    average_api = sum(languages[lang]["api"] for lang in common) / len(common) if common else None
-    average_bundle = sum(languages[lang]["bundle"] for lang in common) / len(common) if common else None
-    return {
-        "available": True,
-        "variant": manifest.variant,
-        "same_items": same,
-        "rule": (
+    average_api = sum(languages[lang].api for lang in common) / len(common) if common else None
+    average_bundle = sum(languages[lang].bundle for lang in common) / len(common) if common else None
+    return Parity(
+        available=True,
+        variant=manifest.variant,
+        same_items=same,
+        rule=(
             f"same items: |difference| > max({SAME_SAMPLE_FLIPS} items, {Z_99} x sqrt({fragile:.3f} / n), "
             f"{MIN_TOLERANCE:.0%}), {fragile:.3f} = the share of labels export saw this variant change"
             if same
             else f"different samples: |difference| > max({Z_99} x its standard error, {MIN_TOLERANCE:.0%})"
         ),
-        "bundle_data": parity.get("data"),
-        "export_gate": parity.get("status"),
-        "languages": languages,
-        "average": {"api": average_api, "bundle": average_bundle},
-        "flagged": flagged,
-        "agrees": not flagged,
-    }
+        bundle_data=parity.get("data"),
+        export_gate=parity.get("status"),
+        languages=languages,
+        average=ParityAverage(average_api, average_bundle),
+        flagged=flagged,
+        agrees=not flagged,
+    )
 
 
 def bundle_manifest(repository: Path, model: str, variant: str) -> BundleManifest | None:
@@ -214,7 +216,8 @@ def in_process_predictions(
     """
     import numpy as np
 
-    from xstilts.serve.engine import PlannedModel, load_model, softmax
+    from xstilts.serve.core.engine import load_model, softmax
+    from xstilts.serve.core.repository import PlannedModel
     from xstilts.serve.settings import Settings
 
     folder = Path(folder)
@@ -251,12 +254,12 @@ def run_accuracy(
     batch_items: int = DEFAULT_BATCH_ITEMS,
     api_key: str | None = None,
     deadline: float | None = None,
-) -> dict[str, Any]:
+) -> Accuracy:
     """The whole accuracy pass for one served model: predictions, accuracy per language, the bundle comparison."""
     predictions, _, stats = api_predictions(url, model, sample, batch_items, api_key, deadline=deadline)
     measured = accuracy_per_language(sample, predictions)
     if manifest is None:
-        parity = {"available": False, "reason": "no bundle.json to compare with (pass --repository)"}
+        parity = Parity(False, reason="no bundle.json to compare with (pass --repository)")
     else:
         parity = compare_with_parity(sample, measured, manifest)
-    return {**measured, "requests": stats, "parity": parity}
+    return Accuracy(measured, plain_average(measured), stats, parity)

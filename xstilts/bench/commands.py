@@ -98,6 +98,7 @@ def _per_language(text: str) -> int | None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from xstilts.bench import config as bench_config
     from xstilts.bench import load, runner
 
     if bool(args.url) == bool(args.compare):
@@ -114,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
         if getattr(args, name) < 1:
             raise XstiltsError(f"--{name.replace('_', '-')} must be at least 1")
     output = args.output or Path("bench-results") / datetime.now().strftime("%Y%m%d-%H%M%S")
-    config = runner.BenchConfig(
+    config = bench_config.BenchConfig(
         output=output,
         task=args.task,
         data_dir=args.data_dir,
@@ -140,7 +141,7 @@ def run(args: argparse.Namespace) -> int:
     if args.url:
         runner.bench_url(args.url, args.model, config, args.repository)
     else:
-        targets = runner.parse_targets(args.compare, args.repository)
+        targets = bench_config.parse_targets(args.compare, args.repository)
         runner.bench_compare(
             args.repository,
             targets,

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from xstilts.bench import server_metrics
+from xstilts.contracts.results import Bounds, Latency, LocustStats, ScenarioResult, Unfinished
 from xstilts.errors import XstiltsError
 
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
@@ -192,10 +193,12 @@ def summarize(records: list[list[float]], unfinished_ms: list[float], open_loop:
     def rate(n: float) -> float:
         return n / window if window else 0.0
 
-    latency: dict[str, float | None] = {f"p{q}": percentile(latencies, q) for q in PERCENTILES}
-    latency["max"] = latencies[-1] if latencies else None
-    latency["min"] = latencies[0] if latencies else None
-    latency["mean"] = sum(latencies) / len(latencies) if latencies else None
+    latency = Latency(
+        **{f"p{q}": percentile(latencies, q) for q in PERCENTILES},
+        max=latencies[-1] if latencies else None,
+        min=latencies[0] if latencies else None,
+        mean=sum(latencies) / len(latencies) if latencies else None,
+    )
     return {
         "requests": len(records),
         "ok": len(ok),
@@ -207,11 +210,11 @@ def summarize(records: list[list[float]], unfinished_ms: list[float], open_loop:
         "sequences_per_s": rate(sum(r[3] for r in ok)),
         "latency_ms": latency,
         "latency_includes_unfinished": bool(open_loop and unfinished_ms),
-        "unfinished_ms": {"count": len(unfinished_ms), "max": max(unfinished_ms) if unfinished_ms else None},
+        "unfinished_ms": Unfinished(len(unfinished_ms), max(unfinished_ms) if unfinished_ms else None),
     }
 
 
-def read_locust_json(path: Path) -> dict[str, Any] | None:
+def read_locust_json(path: Path) -> LocustStats | None:
     """Locust's own final statistics for the ``predict`` entry (aggregated over workers when distributed)."""
     if not path.is_file():
         return None
@@ -234,13 +237,13 @@ def read_locust_json(path: Path) -> dict[str, Any] | None:
                 return value
         return None
 
-    return {
-        "num_requests": entry["num_requests"],
-        "num_failures": entry["num_failures"],
-        "mean_ms": entry["total_response_time"] / entry["num_requests"] if entry["num_requests"] else None,
-        "max_ms": entry["max_response_time"],
+    return LocustStats(
+        num_requests=entry["num_requests"],
+        num_failures=entry["num_failures"],
+        mean_ms=entry["total_response_time"] / entry["num_requests"] if entry["num_requests"] else None,
+        max_ms=entry["max_response_time"],
         **{f"p{q}_ms": pct(q) for q in PERCENTILES},
-    }
+    )
 
 
 def worker_latency_files(prefix: Path) -> list[Path]:
@@ -256,7 +259,7 @@ def run_scenario(
     folder: Path,
     api_key: str | None = None,
     grace_s: float = STARTUP_GRACE_S,
-) -> dict[str, Any]:
+) -> ScenarioResult:
     """Run one scenario against ``url`` and return its figures (never raises for a failed run: it is recorded)."""
     folder.mkdir(parents=True, exist_ok=True)
     prefix = folder / scenario.name
@@ -266,13 +269,6 @@ def run_scenario(
     code, ended_by, wall = run_locust(command, timeout, folder / f"{scenario.name}.log")
     after = server_metrics.scrape(url, api_key)
     log_text = (folder / f"{scenario.name}.log").read_text(encoding="utf-8", errors="replace")
-    result: dict[str, Any] = {
-        **scenario.describe(),
-        "bounds": {"duration_s": scenario.duration_s, "max_requests": scenario.max_requests, "timeout_s": timeout},
-        "wall_s": round(wall, 3),
-        "exit_code": code,
-        "client_cpu_warning": "CPU usage" in log_text,
-    }
     records: list[list[float]] = []
     unfinished: list[float] = []
     stopped = None
@@ -281,16 +277,23 @@ def run_scenario(
         records += data["records"]
         unfinished += data.get("unfinished_ms", [])
         stopped = stopped or data.get("ended_by")
-    result["ended_by"] = "killed" if ended_by == "killed" else (stopped or "unknown")
+    error = None
     if not records and not unfinished:
         tail = "\n".join(log_text.strip().splitlines()[-5:])
-        result["error"] = f"locust recorded no request (exit code {code}): {tail}"
-    result.update(summarize(records, unfinished, scenario.mode == "open"))
-    result["within_bounds"] = (
-        result["ended_by"] != "killed"
-        and result["requests"] + result["unfinished"] <= scenario.max_requests
-        and wall <= timeout
+        error = f"locust recorded no request (exit code {code}): {tail}"
+    summary = summarize(records, unfinished, scenario.mode == "open")
+    ended = "killed" if ended_by == "killed" else (stopped or "unknown")
+    within = ended != "killed" and summary["requests"] + summary["unfinished"] <= scenario.max_requests
+    return ScenarioResult(
+        **scenario.describe(),
+        bounds=Bounds(scenario.duration_s, scenario.max_requests, timeout),
+        wall_s=round(wall, 3),
+        exit_code=code,
+        client_cpu_warning="CPU usage" in log_text,
+        ended_by=ended,
+        error=error,
+        **summary,
+        within_bounds=within and wall <= timeout,
+        locust=read_locust_json(Path(f"{prefix}.json")),
+        server=server_metrics.delta(before, after, model),
     )
-    result["locust"] = read_locust_json(Path(f"{prefix}.json"))
-    result["server"] = server_metrics.delta(before, after, model)
-    return result

@@ -22,7 +22,8 @@ from pydantic import ValidationError
 from starlette.responses import JSONResponse
 
 from xstilts.contracts.checkpoint import CHECKPOINT_FILE
-from xstilts.serve.protocol_v1 import PredictRequest
+from xstilts.contracts.kinds import TaskKind
+from xstilts.serve.http.v1.protocol import PredictRequest
 
 VARIANT = "naive"
 
@@ -34,7 +35,6 @@ class NaiveModel:
         import torch
         from transformers import AutoTokenizer, pipeline
 
-        from xstilts.contracts.kinds import TaskKind
         from xstilts.models.heads import load_task_model
 
         if threads:
@@ -42,13 +42,13 @@ class NaiveModel:
         self.torch = torch
         self.info = json.loads((checkpoint / CHECKPOINT_FILE).read_text())
         self.name = name
-        self.kind = self.info["kind"]
+        self.kind = TaskKind(self.info["kind"])
         self.labels = list(self.info["labels"])
         self.max_length = int(self.info["max_length"])
         self.tokenizer = AutoTokenizer.from_pretrained(checkpoint, fix_mistral_regex=False)
         self.lock = threading.Lock()
-        self.model = load_task_model(checkpoint, TaskKind(self.kind))
-        if self.kind == "multiple_choice":
+        self.model = load_task_model(checkpoint, self.kind)
+        if self.kind is TaskKind.MULTIPLE_CHOICE:
             self.pipe = None
         else:
             self.pipe = pipeline("text-classification", model=self.model, tokenizer=self.tokenizer, device=-1)
@@ -56,7 +56,7 @@ class NaiveModel:
             self.label_index = {str(id2label[i]): i for i in range(len(self.labels))}
 
     def describe(self) -> dict[str, Any]:
-        pair = self.kind == "pair_classification"
+        pair = self.kind is TaskKind.PAIR
         return {
             "name": self.name,
             "variant": VARIANT,
@@ -80,13 +80,13 @@ class NaiveModel:
 
     def predict(self, items: list[Any]) -> list[dict[str, Any]]:
         """One request: its items one after the other (the pipeline's default batch size of 1)."""
-        from xstilts.serve.protocol_v1 import ChoiceInput, PairInput
+        from xstilts.serve.http.v1.protocol import ChoiceInput, PairInput
         from xstilts.tasks.encoding import choice_segments
 
         with self.lock, self.torch.inference_mode():
             out = []
             for item in items:
-                if self.kind == "multiple_choice":
+                if self.kind is TaskKind.MULTIPLE_CHOICE:
                     if not isinstance(item, ChoiceInput):
                         raise ValueError("a multiple-choice model takes {premise, question, choices} items")
                     segments = choice_segments(item.premise, item.question, item.choices)
@@ -167,7 +167,7 @@ def create_app(model: NaiveModel) -> FastAPI:
         return {
             "model": model.name,
             "variant": VARIANT,
-            "labels": None if model.kind == "multiple_choice" else model.labels,
+            "labels": None if model.kind is TaskKind.MULTIPLE_CHOICE else model.labels,
             "predictions": predictions,
         }
 

@@ -8,7 +8,8 @@ bodies by the friendly API's rules: ``{"text", "text_pair"}`` for pairs, a strin
 :mod:`xstilts.tasks.encoding`).
 
 A payload file (JSON, written by :func:`write_payloads`) is what the locustfile reads: the route, and a list of
-bodies with how many items and sequences each one carries.
+bodies with how many items and sequences each one carries. wrk's Lua script (``post.lua``) reads the same bodies
+one JSON per line (:func:`write_body_lines`).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from xstilts.atomic import write_json_atomic
+from xstilts.atomic import write_json_atomic, write_text_atomic
 from xstilts.contracts.evaluation import EvaluationSample
 from xstilts.contracts.kinds import TaskKind
 from xstilts.errors import XstiltsError
@@ -39,6 +40,11 @@ def request_item(kind: TaskKind, example: Example) -> str | dict[str, Any]:
     if kind is TaskKind.SINGLE or example.text_b is None:
         return example.text_a
     return {"text": example.text_a, "text_pair": example.text_b}
+
+
+def request_body(kind: TaskKind, examples: list[Example]) -> dict[str, Any]:
+    """A ``/v1`` predict body carrying ``examples``."""
+    return {"inputs": [request_item(kind, e) for e in examples]}
 
 
 def sequences_of(kind: TaskKind, example: Example) -> int:
@@ -83,6 +89,13 @@ class PayloadSet:
         return sum(self.sequences) / len(self.sequences)
 
 
+def mixed_items(sample: EvaluationSample, seed: int = 0) -> list[Example]:
+    """Every item of the sample, languages mixed in a seeded order (the order the bodies send them in)."""
+    pool = [e for examples in sample.examples.values() for e in examples]
+    random.Random(seed).shuffle(pool)
+    return pool
+
+
 def make_payloads(sample: EvaluationSample, model: str, items_per_request: int = 1, seed: int = 0) -> PayloadSet:
     """The sample's items, languages mixed in a seeded order, cut into bodies of ``items_per_request`` items.
 
@@ -91,13 +104,12 @@ def make_payloads(sample: EvaluationSample, model: str, items_per_request: int =
     if items_per_request < 1:
         raise XstiltsError(f"items per request must be at least 1, got {items_per_request}")
     kind = sample.kind
-    pool = [e for examples in sample.examples.values() for e in examples]
-    random.Random(seed).shuffle(pool)
+    pool = mixed_items(sample, seed)
     count = max(1, -(-len(pool) // items_per_request))
     bodies, items, sequences = [], [], []
     for index in range(count):
         chunk = [pool[(index * items_per_request + k) % len(pool)] for k in range(items_per_request)]
-        bodies.append({"inputs": [request_item(kind, e) for e in chunk]})
+        bodies.append(request_body(kind, chunk))
         items.append(len(chunk))
         sequences.append(sum(sequences_of(kind, e) for e in chunk))
     return PayloadSet(model, predict_path(model), items_per_request, bodies, items, sequences, sample.describe())
@@ -105,6 +117,13 @@ def make_payloads(sample: EvaluationSample, model: str, items_per_request: int =
 
 def write_payloads(path: Path, payloads: PayloadSet) -> Path:
     write_json_atomic(path, payloads.to_json())
+    return path
+
+
+def write_body_lines(path: Path, bodies: list[dict[str, Any]]) -> Path:
+    """One request body per line, for wrk's ``post.lua``."""
+    lines = "".join(json.dumps(body, ensure_ascii=False) + "\n" for body in bodies)
+    write_text_atomic(path, lines)
     return path
 
 

@@ -10,162 +10,30 @@ stopped. Results go to ``results.json``, CSV files, and ``report.md`` with its p
 from __future__ import annotations
 
 import os
-import platform
 import time
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-from xstilts import __version__
 from xstilts.atomic import write_json_atomic
 from xstilts.bench import accuracy as acc
 from xstilts.bench import load, servers
+from xstilts.bench.config import BenchConfig, Target, reference_manifest
+from xstilts.bench.machine import machine_info
 from xstilts.bench.payloads import make_payloads, write_payloads
-from xstilts.contracts.bundle import BundleManifest, list_bundles, load_manifest
+from xstilts.contracts.bundle import BundleManifest, load_manifest
 from xstilts.contracts.evaluation import EvaluationSample, load_evaluation_sample
+from xstilts.contracts.results import (
+    RESULTS_FILE,
+    Accuracy,
+    BenchResults,
+    BundleFacts,
+    SampleInfo,
+    ScenarioResult,
+    TargetResult,
+)
 from xstilts.errors import XstiltsError
 from xstilts.paths import resolve_data_dir
-
-RESULTS_SCHEMA = "xstilts.bench.results/1"
-NAIVE = "naive"
-
-
-@dataclass
-class BenchConfig:
-    """What to measure and within which bounds (the ``xstilts bench`` flags)."""
-
-    output: Path
-    task: str | None = None
-    data_dir: Path | None = None
-    languages: str | None = None
-    per_language: int | None = 200
-    seed: int = 0
-    accuracy: bool = True
-    accuracy_batch: int = acc.DEFAULT_BATCH_ITEMS
-    accuracy_timeout_s: float = 900.0
-    scenarios: tuple[str, ...] = load.MODES
-    users: list[int] = field(default_factory=lambda: [1, 2, 4, 8])
-    rates: list[tuple[float, bool]] = field(default_factory=lambda: [(0.5, True), (0.9, True)])
-    open_users: int = 1
-    offline_users: int = 4
-    offline_items: int = 32
-    items_per_request: int = 1
-    duration_s: float = 10.0
-    max_requests: int = 2000
-    api_key: str | None = None
-    command: str = ""
-
-    @property
-    def raw(self) -> Path:
-        """Bulky working files (payloads, locust's own files, server logs), apart from the report."""
-        return self.output / "raw"
-
-    def describe(self) -> dict[str, Any]:
-        return {
-            "scenarios": list(self.scenarios),
-            "closed_loop_users": self.users,
-            "open_loop_rates": [f"{v:g}x peak" if rel else f"{v:g}/s" for v, rel in self.rates],
-            "open_loop_users": self.open_users,
-            "offline": {"users": self.offline_users, "items_per_request": self.offline_items},
-            "items_per_request": self.items_per_request,
-            "duration_s_per_scenario": self.duration_s,
-            "max_requests_per_scenario": self.max_requests,
-            "accuracy_pass": self.accuracy,
-            "accuracy_batch_items": self.accuracy_batch,
-        }
-
-
-@dataclass
-class Target:
-    """One thing to measure: a model and variant, on a server given or started here."""
-
-    model: str
-    variant: str | None  # None: whatever the server serves (--url); "naive" for the reference
-    url: str | None = None
-
-    @property
-    def label(self) -> str:
-        return f"{self.model}/{self.variant}" if self.variant else self.model
-
-    @property
-    def naive(self) -> bool:
-        return self.variant == NAIVE
-
-
-def machine_info() -> dict[str, Any]:
-    """The machine the figures come from (shared machines: the load average says how busy it was)."""
-    cpu = platform.processor() or platform.machine()
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.is_file():
-        for line in cpuinfo.read_text(errors="replace").splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except AttributeError:
-        usable = os.cpu_count()
-    memory = None
-    meminfo = Path("/proc/meminfo")
-    if meminfo.is_file():
-        for line in meminfo.read_text().splitlines():
-            if line.startswith("MemTotal"):
-                memory = round(int(line.split()[1]) / 1024 / 1024, 1)
-    versions = {}
-    for name in ("onnxruntime", "onnxruntime-gpu", "tokenizers", "locust", "torch", "transformers", "fastapi"):
-        try:
-            versions[name] = version(name)
-        except PackageNotFoundError:
-            continue
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "usable_cores": usable,
-        "memory_gb": memory,
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "load_average": [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None,
-        "versions": versions,
-        "xstilts": __version__,
-    }
-
-
-def parse_targets(entries: str, repository: Path) -> list[Target]:
-    """``--compare``: ``NAME/VARIANT``, ``NAME`` (every variant of NAME) or ``NAME/naive``, comma-separated."""
-    bundles = list_bundles(repository)
-    targets: list[Target] = []
-    for entry in (e.strip() for e in entries.split(",")):
-        if not entry:
-            continue
-        name, _, variant = entry.partition("/")
-        if name not in bundles:
-            raise XstiltsError(f"--compare {entry}: {repository} has no model {name!r}; it has {', '.join(bundles)}")
-        if not variant:
-            targets += [Target(name, v) for v in sorted(bundles[name])]
-        elif variant == NAIVE or variant in bundles[name]:
-            targets.append(Target(name, variant))
-        else:
-            raise XstiltsError(
-                f"--compare {entry}: {name} has no variant {variant!r}; it has {', '.join(sorted(bundles[name]))}"
-                f" (or '{NAIVE}' for the PyTorch reference)"
-            )
-    if not targets:
-        raise XstiltsError("--compare names nothing to compare")
-    labels = [t.label for t in targets]
-    if len(set(labels)) != len(labels):
-        raise XstiltsError(f"--compare names a target twice: {', '.join(labels)}")
-    return targets
-
-
-def reference_manifest(repository: Path, model: str) -> BundleManifest:
-    """A manifest of ``model`` (its fp32 variant if there is one): the naive server's lineage and references."""
-    variants = list_bundles(repository).get(model) or {}
-    if not variants:
-        raise XstiltsError(f"{repository} has no model {model!r}")
-    folder = variants.get("fp32") or variants[sorted(variants)[0]]
-    return load_manifest(folder)
 
 
 def prepare(config: BenchConfig, task: str, models: list[str]) -> tuple[EvaluationSample, dict[str, dict[str, Path]]]:
@@ -189,9 +57,9 @@ def prepare(config: BenchConfig, task: str, models: list[str]) -> tuple[Evaluati
 
 def run_load(
     url: str, target: Target, config: BenchConfig, payloads: dict[str, Path], folder: Path, log: Any
-) -> list[dict[str, Any]]:
+) -> list[ScenarioResult]:
     """The scenarios for one target, in order: closed-loop sweep, open loop, offline."""
-    results: list[dict[str, Any]] = []
+    results: list[ScenarioResult] = []
     common = {"duration_s": config.duration_s, "max_requests": config.max_requests, "seed": config.seed}
     if "closed" in config.scenarios:
         for users in config.users:
@@ -205,8 +73,8 @@ def run_load(
             )
             results.append(_run(url, target, scenario, folder, config, log))
     if "open" in config.scenarios and config.rates:
-        closed = [r for r in results if r["mode"] == "closed" and not r.get("error")]
-        peak = max((r["requests_per_s"] for r in closed), default=None)
+        closed = [r for r in results if r.mode == "closed" and not r.error]
+        peak = max((r.requests_per_s for r in closed), default=None)
         for value, relative in config.rates:
             if relative:
                 if not peak:
@@ -239,17 +107,19 @@ def run_load(
     return results
 
 
-def _run(url: str, target: Target, scenario: load.Scenario, folder: Path, config: BenchConfig, log: Any) -> dict:
+def _run(
+    url: str, target: Target, scenario: load.Scenario, folder: Path, config: BenchConfig, log: Any
+) -> ScenarioResult:
     result = load.run_scenario(url, target.model, scenario, folder, config.api_key)
-    lat = result["latency_ms"]
-    if result.get("error"):
-        log(f"  {scenario.name}: FAILED {result['error'].splitlines()[0]}")
+    lat = result.latency_ms
+    if result.error:
+        log(f"  {scenario.name}: FAILED {result.error.splitlines()[0]}")
     else:
         log(
-            f"  {scenario.name}: {result['requests']} requests in {result['window_s']:.1f} s, "
-            f"{result['requests_per_s']:.1f} req/s, {result['sequences_per_s']:.1f} seq/s, "
-            f"p50 {_ms(lat['p50'])} p99 {_ms(lat['p99'])} ms, errors {result['error_rate'] or 0:.1%} "
-            f"(ended by {result['ended_by']})"
+            f"  {scenario.name}: {result.requests} requests in {result.window_s:.1f} s, "
+            f"{result.requests_per_s:.1f} req/s, {result.sequences_per_s:.1f} seq/s, "
+            f"p50 {_ms(lat.p50)} p99 {_ms(lat.p99)} ms, errors {result.error_rate or 0:.1%} "
+            f"(ended by {result.ended_by})"
         )
     return result
 
@@ -266,30 +136,30 @@ def bench_target(
     payloads: dict[str, Path],
     manifest: BundleManifest | None,
     log: Any,
-) -> dict[str, Any]:
+) -> TargetResult:
     """Everything measured for one target on a running server."""
     served = acc.served_model(url, target.model, config.api_key)
     variant = served.get("variant")
     log(f"{target.label}: served as {target.model}/{variant} ({served.get('precision')}, {served.get('provider')})")
-    record: dict[str, Any] = {
-        "label": target.label if target.variant else f"{target.model}/{variant}",
-        "model": target.model,
-        "variant": variant,
-        "server": "naive" if target.naive else "xstilts",
-        "url": url,
-        "served": served,
-        "bundle": _bundle_facts(manifest),
-    }
+    record = TargetResult(
+        label=target.label if target.variant else f"{target.model}/{variant}",
+        model=target.model,
+        variant=variant,
+        server=target.server,
+        url=url,
+        served=served,
+        bundle=_bundle_facts(manifest),
+    )
     if served.get("task") and served["task"] != sample.task:
         raise XstiltsError(f"{target.label} serves task {served['task']}, the sample is {sample.task}")
     if config.accuracy:
         try:
-            record["accuracy"] = accuracy_pass(url, target, variant, config, sample, manifest, log)
+            record.accuracy = accuracy_pass(url, target, variant, config, sample, manifest, log)
         except XstiltsError as exc:
             # the load scenarios still run: a slow or broken accuracy pass is reported, not fatal
-            record["accuracy_error"] = str(exc)
+            record.accuracy_error = str(exc)
             log(f"  accuracy pass FAILED: {exc}")
-    record["scenarios"] = run_load(url, target, config, payloads, config.raw / "locust" / _slug(record["label"]), log)
+    record.scenarios = run_load(url, target, config, payloads, config.raw / "locust" / _slug(record.label), log)
     return record
 
 
@@ -301,7 +171,7 @@ def accuracy_pass(
     sample: EvaluationSample,
     manifest: BundleManifest | None,
     log: Any,
-) -> dict[str, Any]:
+) -> Accuracy:
     """The accuracy pass of one target, compared with the figure its bundle recorded at export."""
     deadline = time.monotonic() + config.accuracy_timeout_s
     if target.naive and manifest is not None:
@@ -313,14 +183,14 @@ def accuracy_pass(
     else:
         result = acc.run_accuracy(url, target.model, sample, manifest, config.accuracy_batch, config.api_key, deadline)
         compared_with = f"the accuracy of {target.model}/{variant} recorded at export"
-    parity = result["parity"]
+    parity = result.parity
     note = ""
-    if parity.get("available"):
-        parity["compared_with"] = compared_with
-        note = " - agrees with bundle.json" if parity["agrees"] else f" - DIFFERS in {', '.join(parity['flagged'])}"
+    if parity.available:
+        parity.compared_with = compared_with
+        note = " - agrees with bundle.json" if parity.agrees else f" - DIFFERS in {', '.join(parity.flagged or [])}"
     log(
-        f"  accuracy through the API: {result['average']:.2%} average over {len(result['languages'])} languages "
-        f"({result['requests']['items']} items in {result['requests']['seconds']:.1f} s){note}"
+        f"  accuracy through the API: {result.average:.2%} average over {len(result.languages)} languages "
+        f"({result.requests.items} items in {result.requests.seconds:.1f} s){note}"
     )
     return result
 
@@ -338,52 +208,51 @@ def _as_reference(manifest: BundleManifest) -> BundleManifest:
     return reference
 
 
-def _bundle_facts(manifest: BundleManifest | None) -> dict[str, Any] | None:
+def _bundle_facts(manifest: BundleManifest | None) -> BundleFacts | None:
     if manifest is None:
         return None
     parity = manifest.parity or {}
-    return {
-        "name": manifest.name,
-        "variant": manifest.variant,
-        "precision": manifest.precision,
-        "optimization": manifest.optimization,
-        "build": manifest.build.get("summary"),
-        "base_model": (manifest.lineage or {}).get("model") or (manifest.lineage or {}).get("base"),
-        "parity_data": parity.get("data"),
-        "parity_average": (parity.get("average_accuracy") or {}).get("variant"),
-        "reference_average": (parity.get("average_accuracy") or {}).get("reference"),
-    }
+    return BundleFacts(
+        name=manifest.name,
+        variant=manifest.variant,
+        precision=manifest.precision,
+        optimization=manifest.optimization,
+        build=manifest.build.get("summary"),
+        base_model=(manifest.lineage or {}).get("model") or (manifest.lineage or {}).get("base"),
+        parity_data=parity.get("data"),
+        parity_average=(parity.get("average_accuracy") or {}).get("variant"),
+        reference_average=(parity.get("average_accuracy") or {}).get("reference"),
+    )
 
 
 def _slug(label: str) -> str:
     return label.replace("/", "__")
 
 
-def new_results(config: BenchConfig, sample: EvaluationSample) -> dict[str, Any]:
-    return {
-        "schema": RESULTS_SCHEMA,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "command": config.command,
-        "machine": machine_info(),
-        "budget": config.describe(),
-        "data": sample.describe(),
-        "targets": [],
-    }
+def new_results(config: BenchConfig, sample: EvaluationSample, mode: str) -> BenchResults:
+    return BenchResults(
+        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        command=config.command,
+        machine=machine_info(),
+        budget=config.describe(),
+        data=SampleInfo.from_json(sample.describe()),
+        mode=mode,
+    )
 
 
-def finish(results: dict[str, Any], config: BenchConfig, started: float) -> dict[str, Any]:
+def finish(results: BenchResults, config: BenchConfig, started: float) -> BenchResults:
     from xstilts.bench.report import write_report
 
-    results["wall_s"] = round(time.monotonic() - started, 1)
-    results["machine"]["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
-    write_json_atomic(config.output / "results.json", results)
+    results.wall_s = round(time.monotonic() - started, 1)
+    results.machine.load_average_end = [round(x, 2) for x in os.getloadavg()]
+    write_json_atomic(config.output / RESULTS_FILE, results.to_json())
     write_report(results, config.output)
     return results
 
 
 def bench_url(
     url: str, model: str, config: BenchConfig, repository: Path | None = None, log: Any = print
-) -> dict[str, Any]:
+) -> BenchResults:
     """Bench a server that is already running at ``url``."""
     started = time.monotonic()
     served = acc.served_model(url, model, config.api_key)
@@ -391,13 +260,12 @@ def bench_url(
     if not task:
         raise XstiltsError(f"{url} does not say which task {model} serves: pass --task")
     sample, payloads = prepare(config, task, [model])
-    results = new_results(config, sample)
-    results["mode"] = "url"
+    results = new_results(config, sample, "url")
     manifest = None
     if repository is not None and served.get("variant"):
         manifest = acc.bundle_manifest(repository, model, served["variant"])
     try:
-        results["targets"].append(
+        results.targets.append(
             bench_target(url, Target(model, None, url), config, sample, payloads[model], manifest, log)
         )
     finally:
@@ -413,7 +281,7 @@ def bench_compare(
     serve_args: list[str] | None = None,
     naive_threads: int | None = None,
     log: Any = print,
-) -> dict[str, Any]:
+) -> BenchResults:
     """Start each target's server in turn on this machine, bench it, stop it; one report for all."""
     started = time.monotonic()
     manifests = {
@@ -436,10 +304,9 @@ def bench_compare(
                 checkpoints[target.label] = servers.find_checkpoint(manifests[target.label], roots)
             log(f"{target.label}: checkpoint {checkpoints[target.label]}")
     sample, payloads = prepare(config, task, [t.model for t in targets])
-    results = new_results(config, sample)
-    results["mode"] = "compare"
-    results["repository"] = str(repository)
-    results["serve_args"] = serve_args or []
+    results = new_results(config, sample, "compare")
+    results.repository = str(repository)
+    results.serve_args = serve_args or []
     logs = config.raw / "servers"
     try:
         for target in targets:
@@ -461,20 +328,13 @@ def bench_compare(
                     record = bench_target(
                         server.url, target, config, sample, payloads[target.model], manifests[target.label], log
                     )
-                    record["server_ready_s"] = round(server.ready_s or 0.0, 2)
+                    record.server_ready_s = round(server.ready_s or 0.0, 2)
                     if target.naive:
-                        record["checkpoint"] = str(checkpoints[target.label])
+                        record.checkpoint = str(checkpoints[target.label])
             except XstiltsError as exc:
                 log(f"{target.label}: FAILED {exc}")
-                record = {
-                    "label": target.label,
-                    "model": target.model,
-                    "variant": target.variant,
-                    "server": "naive" if target.naive else "xstilts",
-                    "error": str(exc),
-                    "scenarios": [],
-                }
-            results["targets"].append(record)
+                record = TargetResult(target.label, target.model, target.variant, target.server, error=str(exc))
+            results.targets.append(record)
     finally:
         finish(results, config, started)
     return results

@@ -7,7 +7,7 @@ leaves out the network and the client). A server without ``/metrics`` (the naive
 
 from __future__ import annotations
 
-from typing import Any
+from xstilts.contracts.results import ServerView
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
@@ -64,7 +64,7 @@ def model_info(samples: Samples, model: str) -> dict[str, str] | None:
     return None
 
 
-def delta(before: Samples | None, after: Samples | None, model: str) -> dict[str, Any] | None:
+def delta(before: Samples | None, after: Samples | None, model: str) -> ServerView | None:
     """What happened on the server for ``model`` between two scrapes."""
     if before is None or after is None:
         return None
@@ -79,14 +79,14 @@ def delta(before: Samples | None, after: Samples | None, model: str) -> dict[str
             count = int(round(change(name, status=have["status"], endpoint=have["endpoint"])))
             if count:
                 statuses[have["status"]] = statuses.get(have["status"], 0) + count
-    out: dict[str, Any] = {"requests": statuses, "info": model_info(after, model)}
+    out: dict[str, object] = {"requests": statuses, "info": model_info(after, model)}
     for key, name in HISTOGRAMS.items():
         count = change(f"{name}_count")
         seconds = change(f"{name}_sum")
-        out[f"{key}_count"] = int(round(count))
+        out["batches" if key == "batch_size" else f"{key}_count"] = int(round(count))
         out[f"mean_{key}"] = seconds / count if count else None
-    out["batches"] = out.pop("batch_size_count")
-    out["mean_batch_size"] = out.pop("mean_batch_size")
-    out["tokens"] = int(round(change("xstilts_tokens_total")))
-    out["queue_depth_after"] = total(after, "xstilts_queue_depth", model=model)
-    return out
+    return ServerView(
+        **out,  # type: ignore[arg-type]
+        tokens=int(round(change("xstilts_tokens_total"))),
+        queue_depth_after=total(after, "xstilts_queue_depth", model=model),
+    )

@@ -1,8 +1,9 @@
-"""Servers the compare command starts itself, one at a time, on a free 127.0.0.1 port, and always stops.
+"""Servers the bench starts itself, one at a time, on a free 127.0.0.1 port, and always stops.
 
-``xstilts serve`` runs one model and one variant of a repository; the naive reference server
-(:mod:`xstilts.bench.naive_server`, PyTorch, one request at a time) runs the checkpoint the bundle was exported
-from. Both are child processes: started, awaited on ``/readyz``, stopped with SIGTERM (then SIGKILL).
+``xstilts serve`` runs one model and one variant of a repository (for ``xstilts bench --compare`` and for the
+wrk measurement); the naive reference server (:mod:`xstilts.bench.naive_server`, PyTorch, one request at a
+time) runs the checkpoint the bundle was exported from. Both are child processes: started, awaited on
+``/readyz``, stopped with SIGTERM (then SIGKILL).
 """
 
 from __future__ import annotations
@@ -28,7 +29,12 @@ STOP_TIMEOUT_S = 30.0
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 
 
+# inherited variables a server started with its own settings keeps (a cache is not a setting)
+KEPT_VARIABLES = ("XSTILTS_CACHE_DIR",)
+
+
 def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nothing listens on now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
@@ -37,7 +43,9 @@ def free_port(host: str = "127.0.0.1") -> int:
 class ServerProcess:
     """A server child process with its log file; :meth:`stop` is safe to call twice."""
 
-    def __init__(self, label: str, command: Sequence[str], port: int, log_path: Path, env: dict | None = None):
+    def __init__(
+        self, label: str, command: Sequence[str], port: int, log_path: Path, env: dict[str, str] | None = None
+    ) -> None:
         self.label = label
         self.command = list(command)
         self.port = port
@@ -50,7 +58,7 @@ class ServerProcess:
             self.command,
             stdout=self._log,
             stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
+            env={**(os.environ if env is None else env), "PYTHONUNBUFFERED": "1"},
             start_new_session=True,
         )
         self.ready_s: float | None = None
@@ -103,10 +111,25 @@ def running(server: ServerProcess, timeout_s: float = READY_TIMEOUT_S) -> Iterat
         server.stop()
 
 
+def settings_environment(settings: dict[str, str]) -> dict[str, str]:
+    """This process's environment with its ``XSTILTS_*`` server settings replaced by ``settings``."""
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith("XSTILTS_") or k in KEPT_VARIABLES}
+    return {**inherited, **settings}
+
+
 def xstilts_server(
-    repository: Path, models: str, log_path: Path, extra_args: Sequence[str] = (), port: int | None = None
+    repository: Path,
+    models: str,
+    log_path: Path,
+    extra_args: Sequence[str] = (),
+    port: int | None = None,
+    settings: dict[str, str] | None = None,
 ) -> ServerProcess:
-    """``xstilts serve`` of ``repository`` for ``models`` (``NAME=VARIANT[,NAME=VARIANT...]``)."""
+    """``xstilts serve`` of ``repository`` for ``models`` (``NAME=VARIANT[,NAME=VARIANT...]``).
+
+    ``settings`` (``XSTILTS_*`` variables): the server runs with exactly these settings and no ``XSTILTS_*``
+    inherited from this environment; without them it inherits the environment as it is.
+    """
     port = port or free_port()
     command = [
         sys.executable,
@@ -125,7 +148,8 @@ def xstilts_server(
         "warning",
         *extra_args,
     ]
-    return ServerProcess(models.replace("=", "/"), command, port, log_path)
+    env = None if settings is None else settings_environment(settings)
+    return ServerProcess(models.replace("=", "/"), command, port, log_path, env)
 
 
 def naive_server(

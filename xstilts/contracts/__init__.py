@@ -7,4 +7,6 @@
 - :mod:`~xstilts.contracts.evaluation`: the split that evaluates a task and the seeded sample drawn from it.
 - :mod:`~xstilts.contracts.results`: the typed bench results (``results.json``).
 - :mod:`~xstilts.contracts.hashing`: digests of files and of JSON-able settings.
+- :mod:`~xstilts.contracts.interface`: the graph interface of each task kind (inputs, output, dynamic axes).
+- :mod:`~xstilts.contracts.names`: the base of the string-valued enums.
 """

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from xstilts.contracts.names import Name
 
 
-class TaskKind(str, Enum):
+class TaskKind(Name):
     """How a task's inputs are shaped, which decides the model head (values are the names files record)."""
 
     PAIR = "pair_classification"
     SINGLE = "single_classification"
     MULTIPLE_CHOICE = "multiple_choice"
-
-    def __str__(self) -> str:  # the value in messages and f-strings, on every Python version
-        return self.value

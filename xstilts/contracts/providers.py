@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from xstilts.contracts.names import Name
 
 
-class Provider(str, Enum):
+class Provider(Name):
     """A provider's short name (``--providers tensorrt,cuda,cpu``)."""
 
     TENSORRT = "tensorrt"
     CUDA = "cuda"
     CPU = "cpu"
-
-    def __str__(self) -> str:  # the value in messages and f-strings, on every Python version
-        return self.value
 
     @property
     def ort_name(self) -> str:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from xstilts.contracts.interface import ZERO_INPUTS, interface_of, token_feeds
 from xstilts.contracts.kinds import TaskKind
 from xstilts.tasks import Example
 from xstilts.tasks.encoding import Segments, example_segments
@@ -30,6 +31,7 @@ class Encoder:
 
         self.tokenizer = Tokenizer.from_file(str(tokenizer_file))
         self.kind = kind
+        self.interface = interface_of(kind)
 
     def token_ids(self, segments: Sequence[Segments]) -> list[list[int]]:
         """Unpadded ids of segment pairs, as the model sees them."""
@@ -37,7 +39,7 @@ class Encoder:
         return [[i for i, m in zip(e.ids, e.attention_mask, strict=True) if m] for e in encodings]
 
     def feeds(self, examples: Sequence[Example]) -> dict[str, np.ndarray]:
-        """``input_ids`` and ``attention_mask`` for a batch: [batch, seq], or [batch, choices, seq] for multiple choice.
+        """The token inputs for a batch, shaped as the kind's graph interface says ([batch, (choices,) sequence]).
 
         Every sequence is padded to the batch's longest.
         """
@@ -48,15 +50,12 @@ class Encoder:
         encodings = self.tokenizer.encode_batch([a if b is None else (a, b) for s in per_example for a, b in s])
         ids = np.array([e.ids for e in encodings], dtype=np.int64)
         mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
-        if self.kind is TaskKind.MULTIPLE_CHOICE:
-            shape = (len(examples), width.pop(), ids.shape[-1])
-            ids, mask = ids.reshape(shape), mask.reshape(shape)
-        return {"input_ids": ids, "attention_mask": mask}
+        shape = self.interface.shape(len(examples), ids.shape[-1], width.pop())
+        return token_feeds(ids.reshape(shape), mask.reshape(shape))
 
 
 def complete_feeds(feeds: dict[str, np.ndarray], input_names: Sequence[str]) -> dict[str, np.ndarray]:
-    """The feeds a graph takes: BERT graphs also want ``token_type_ids``, which XLM-R's tokenizer leaves at zero."""
+    """The feeds a graph taking ``input_names`` wants: its token inputs, and zeros for the optional ones."""
     complete = {name: feeds[name] for name in input_names if name in feeds}
-    if "token_type_ids" in input_names:
-        complete["token_type_ids"] = np.zeros_like(feeds["input_ids"])
+    complete.update({name: np.zeros_like(feeds["input_ids"]) for name in ZERO_INPUTS if name in input_names})
     return complete

@@ -29,11 +29,12 @@ def tool_versions() -> dict[str, str]:
     return found
 
 
-def execution_settings(variant: Variant, inputs: list[str], profile: TensorRTProfile, choices: int | None) -> dict:
+def execution_settings(variant: Variant, manifest: BundleManifest, profile: TensorRTProfile) -> dict:
     """The providers a server should ask for, best first, and TensorRT's provider options when it is one."""
     settings: dict[str, Any] = {"providers": list(variant.providers)}
     if variant.tensorrt:
-        settings["tensorrt"] = {**variant.tensorrt, **profile.provider_options(inputs, choices)}
+        inputs = [i.name for i in manifest.inputs]
+        settings["tensorrt"] = {**variant.tensorrt, **profile.provider_options(inputs, manifest.choices)}
         settings["paths_relative_to"] = "bundle folder"
     return settings
 
@@ -49,7 +50,6 @@ def write_manifest(
 ) -> BundleManifest:
     """Describe the finished files of ``folder`` in its ``bundle.json`` (written last, atomically)."""
     inputs, outputs, opset = graph_interface(folder / MODEL_FILE)
-    choices = len(info.labels) if info.kind == TaskKind.MULTIPLE_CHOICE else None
     manifest = BundleManifest(
         name=name,
         variant=variant.name,
@@ -63,7 +63,6 @@ def write_manifest(
         opset=opset,
         precision=variant.precision,
         optimization=variant.optimization,
-        execution=execution_settings(variant, [i.name for i in inputs], profile, choices),
         tensorrt_profile=profile if variant.tensorrt else None,
         files=file_digests(folder),
         lineage=dict(info.lineage),
@@ -72,5 +71,6 @@ def write_manifest(
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         xstilts_version=__version__,
     )
+    manifest.execution = execution_settings(variant, manifest, profile)
     write_json_atomic(folder / BUNDLE_FILE, manifest.to_json())
     return manifest

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from xstilts.contracts.bundle import MODEL_FILE, load_manifest
+from xstilts.contracts.interface import interface_of, token_feeds
 from xstilts.contracts.providers import CPU
 from xstilts.export.encode import complete_feeds
 
@@ -48,21 +49,20 @@ def _measure(folder: Path, batch_sizes: Sequence[int], lengths: Sequence[int], s
     session = ort.InferenceSession(str(folder / MODEL_FILE), providers=[CPU])
     row["load_s"] = time.perf_counter() - started
     names = [i.name for i in session.get_inputs()]
-    choices = len(manifest.labels) if manifest.kind == "multiple_choice" else None
+    interface = interface_of(manifest.kind)
     row["sequences_per_s"] = {
-        f"b{batch}_len{length}": _throughput(session, names, batch, length, choices, seconds)
+        f"b{batch}_len{length}": _throughput(session, names, interface.shape(batch, length, manifest.choices), seconds)
         for length in lengths
         for batch in batch_sizes
     }
     return row
 
 
-def _throughput(session: Any, names: list[str], batch: int, length: int, choices: int | None, seconds: float) -> float:
+def _throughput(session: Any, names: list[str], shape: tuple[int, ...], seconds: float) -> float:
     """Sequences per second of the best of several short windows: on a shared machine, the least disturbed one."""
-    shape = (batch, choices, length) if choices else (batch, length)
     rng = np.random.default_rng(0)
     ids = rng.integers(FIRST_ORDINARY_ID, 1000, size=shape, dtype=np.int64)
-    feeds = complete_feeds({"input_ids": ids, "attention_mask": np.ones_like(ids)}, names)
+    feeds = complete_feeds(token_feeds(ids, np.ones_like(ids)), names)
     for _ in range(2):
         session.run(None, feeds)
     best, deadline = 0.0, time.perf_counter() + seconds

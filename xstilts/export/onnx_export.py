@@ -6,7 +6,9 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from xstilts.contracts.interface import interface_of
 from xstilts.contracts.kinds import TaskKind
+from xstilts.export.graph import graph_interface
 
 # optimum's task names for the heads xstilts trains.
 OPTIMUM_TASKS = {
@@ -21,8 +23,9 @@ def export_fp32(model: Any, kind: TaskKind, folder: Path, opset: int | None = No
     """Export ``model`` to ``folder/model.onnx`` (plus ``model.onnx_data`` past protobuf's 2 GB) with dynamic axes.
 
     The graph's inputs and outputs come from optimum's config for the encoder's architecture and the head's task,
-    so a mean-pooled head (not a transformers class) exports as the library's own heads do. optimum validates the
-    graph against the model on its dummy inputs; parity on real data comes later.
+    so a mean-pooled head (not a transformers class) exports as the library's own heads do; that config and the
+    written graph must have the kind's declared interface. optimum validates the graph against the model on its
+    dummy inputs; parity on real data comes later.
     """
     from optimum.exporters.onnx.convert import export, validate_model_outputs
     from optimum.exporters.tasks import TasksManager
@@ -31,11 +34,15 @@ def export_fp32(model: Any, kind: TaskKind, folder: Path, opset: int | None = No
         exporter="onnx", model_type=model.config.model_type, task=OPTIMUM_TASKS[kind], library_name="transformers"
     )
     onnx_config = constructor(model.config)
+    interface = interface_of(kind)
+    interface.check_onnx_config(onnx_config)
     target = folder / "model.onnx"
     folder.mkdir(parents=True, exist_ok=True)
     model.config.save_pretrained(folder)  # optimum's quantizer and optimizer read the architecture from it
     _, outputs = export(model, onnx_config, target, opset=opset or onnx_config.DEFAULT_ONNX_OPSET, device="cpu")
     validate_model_outputs(onnx_config, model, target, outputs, atol=onnx_config.ATOL_FOR_VALIDATION)
+    inputs, outputs, _ = graph_interface(target)
+    interface.check_graph(inputs, outputs, "the exported float32 graph")
     return target
 
 

@@ -6,18 +6,32 @@ server makes them), after checking those ids equal the checkpoint's Hugging Face
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from xstilts.contracts.bundle import MODEL_FILE
 from xstilts.contracts.evaluation import EvaluationSample
+from xstilts.contracts.interface import interface_of
 from xstilts.contracts.kinds import TaskKind
+from xstilts.contracts.providers import CPU
 from xstilts.errors import XstiltsError
 from xstilts.export.encode import Encoder, complete_feeds
+from xstilts.export.graph import graph_interface
+from xstilts.export.variants import Variant
 from xstilts.tasks.encoding import example_segments
 
 BATCH_SIZE = 32
+
+GATE_FIELDS = (
+    "non_finite_outputs",
+    "average_accuracy",
+    "accuracy_drop_points",
+    "max_accuracy_drop_points",
+    "label_agreement",
+)
 
 
 def check_tokenizer(
@@ -137,3 +151,48 @@ def rejection_message(name: str, parity: dict[str, Any]) -> str:
         f"a drop of {parity['accuracy_drop_points']:.2f} points (budget {parity['max_accuracy_drop_points']:.2f}; "
         f"label agreement {parity['label_agreement']:.1%})"
     )
+
+
+@dataclass
+class Gate:
+    """The parity gate of one export: the checkpoint's logits on the sample, and the budget."""
+
+    reference: dict[str, np.ndarray]
+    feeds: dict[str, list[dict]]
+    sample: EvaluationSample
+    budget: float
+    sequences_checked: int
+
+    def check(self, variant: Variant, folder: Path) -> dict[str, Any]:
+        """The gate's record for one variant; one only other hardware runs as deployed is marked skipped.
+
+        A graph without its kind's interface fails at once: no server could feed it.
+        """
+        inputs, outputs, _ = graph_interface(folder / MODEL_FILE)
+        interface_of(self.sample.kind).check_graph(inputs, outputs, f"variant {variant.name}'s graph")
+        record: dict[str, Any] = {
+            "data": self.sample.describe(),
+            "tokenizer": {"sequences_checked": self.sequences_checked, "match": True},
+        }
+        if variant.parity_provider is None:
+            record.update(status="skipped", reason=variant.parity_skip_reason, kept_despite_failure=False)
+            if CPU in variant.providers:
+                # The graph handed to the accelerator is still checked, on the CPU: a broken graph fails the gate.
+                graph = self._compare(folder, CPU)
+                record["graph_on_cpu"] = graph
+                if not graph["passed"]:
+                    record.update(status="failed", **{k: graph[k] for k in GATE_FIELDS})
+            return record
+        metrics = self._compare(folder, variant.parity_provider)
+        status = "passed" if metrics["passed"] else "failed"
+        return {
+            **record,
+            "status": status,
+            "provider": variant.parity_provider,
+            **metrics,
+            "kept_despite_failure": False,
+        }
+
+    def _compare(self, folder: Path, provider: str) -> dict[str, Any]:
+        candidate = onnx_logits(folder / MODEL_FILE, provider, self.feeds)
+        return compare(self.reference, candidate, self.sample, self.budget)

@@ -14,40 +14,26 @@ from typing import Any
 import numpy as np
 
 from xstilts.atomic import staged_dir
-from xstilts.contracts.bundle import MODEL_FILE, TOKENIZER_FILE, TensorRTProfile
+from xstilts.contracts.bundle import TOKENIZER_FILE, TensorRTProfile, TensorSpec
 from xstilts.contracts.checkpoint import CheckpointInfo
 from xstilts.contracts.evaluation import EvaluationSample, load_evaluation_sample
 from xstilts.contracts.hashing import file_sha256
 from xstilts.contracts.kinds import TaskKind
-from xstilts.contracts.providers import CPU
 from xstilts.errors import XstiltsError
 from xstilts.export.encode import Encoder, complete_feeds, configure_tokenizer
+from xstilts.export.graph import graph_interface
 from xstilts.export.hardware import cpu_int8_target
 from xstilts.export.manifest import write_manifest
-from xstilts.export.parity import (
-    check_tokenizer,
-    compare,
-    make_feeds,
-    onnx_logits,
-    reference_logits,
-    rejection_message,
-)
+from xstilts.export.parity import Gate, check_tokenizer, make_feeds, reference_logits, rejection_message
 from xstilts.export.variants import TRT_BATCH, BuildContext, Variant, resolve_variants
 from xstilts.paths import resolve_data_dir
-from xstilts.tasks import ZERO_SHOT, get_task, load_examples, sample
+from xstilts.tasks import get_task, load_examples, sample, training_data
 
 log = logging.getLogger("xstilts.export")
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 EXTRA_TOKENIZER_FILES = ("tokenizer_config.json", "special_tokens_map.json")
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
-GATE_FIELDS = (
-    "non_finite_outputs",
-    "average_accuracy",
-    "accuracy_drop_points",
-    "max_accuracy_drop_points",
-    "label_agreement",
-)
 
 
 def export_checkpoint(
@@ -77,57 +63,26 @@ def export_checkpoint(
     """
     checkpoint, repository = Path(checkpoint), Path(repository)
     info = _load_info(checkpoint)
-    if not NAME_PATTERN.match(name):
-        raise XstiltsError(f"bundle name {name!r} must be letters, digits, '.', '_' or '-', not starting with a symbol")
+    target = _new_bundle_folder(repository, name)
     chosen = resolve_variants(variants)
     profile = TensorRTProfile(
         batch=trt_batch or TRT_BATCH, sequence=trt_sequence or (1, min(128, info.max_length), info.max_length)
     )
-    target = repository / name
-    if target.exists():
-        raise XstiltsError(f"{target} already exists: choose another --name or remove it first")
-    kind = TaskKind(info.kind)
     data_dir = resolve_data_dir(data_dir)
     sample_ = load_evaluation_sample(info.task, data_dir, info.languages, parity_examples, seed)
 
     with staged_dir(target) as stage:
         work = stage / ".work"
-        model = _load_model(checkpoint, kind)
-        from xstilts.export.onnx_export import export_fp32
-
-        log.info("exporting the float32 graph")
-        export_fp32(model, kind, work / "onnx", opset)
-        tokenizer = work / TOKENIZER_FILE
-        sequences = _serving_tokenizer(checkpoint, info, kind, tokenizer, sample_)
-        encoder = Encoder(tokenizer, kind)
-        feeds = make_feeds(encoder, sample_)
-        items = sum(len(examples) for examples in sample_.examples.values())
-        log.info("reference: the PyTorch checkpoint on %d items in %d languages", items, len(sample_.examples))
-        reference = reference_logits(model, feeds)
-        del model
+        reference = _reference(checkpoint, info, work, sample_, opset)
         context = BuildContext(
             onnx_dir=work / "onnx",
             int8_target=int8_target or cpu_int8_target(),
             per_channel=per_channel,
-            calibration_feeds=lambda: _calibration_feeds(info, data_dir, encoder, calibration_examples, seed, work),
+            calibration_feeds=lambda: _calibration_feeds(info, data_dir, reference, calibration_examples, seed),
         )
-        gate = Gate(reference, feeds, sample_, max_accuracy_drop, sequences)
-        origin = _checkpoint_facts(checkpoint)
-        rejected = []
-        for variant in chosen:
-            folder = stage / variant.name
-            folder.mkdir()
-            log.info("building %s", variant.name)
-            build = variant.build(context, folder)
-            _copy_tokenizer(checkpoint, tokenizer, folder)
-            parity = gate.check(variant, folder)
-            log.info("parity of %s: %s", variant.name, parity["status"])
-            if parity["status"] == "failed":
-                if not keep_failed:
-                    rejected.append(rejection_message(variant.name, parity))
-                    continue
-                parity["kept_despite_failure"] = True
-            write_manifest(folder, name, variant, info, profile, {**build, "checkpoint": origin}, parity)
+        gate = Gate(reference.logits, reference.feeds, sample_, max_accuracy_drop, reference.sequences_checked)
+        writer = VariantWriter(checkpoint, info, name, profile, context, gate, reference.tokenizer, keep_failed)
+        rejected = [message for variant in chosen if (message := writer.write(variant, stage / variant.name))]
         if rejected:
             raise XstiltsError(
                 f"parity gate rejected {'; '.join(rejected)}. Nothing was written: drop the variant, raise "
@@ -139,16 +94,82 @@ def export_checkpoint(
     return [target / v.name for v in chosen]
 
 
+def _new_bundle_folder(repository: Path, name: str) -> Path:
+    """``repository/name``, checked to be a valid bundle name that does not exist yet."""
+    if not NAME_PATTERN.match(name):
+        raise XstiltsError(f"bundle name {name!r} must be letters, digits, '.', '_' or '-', not starting with a symbol")
+    target = repository / name
+    if target.exists():
+        raise XstiltsError(f"{target} already exists: choose another --name or remove it first")
+    return target
+
+
+@dataclass
+class Reference:
+    """What every variant is compared with: the checkpoint's logits on the sample's feeds, from its tokenizer."""
+
+    encoder: Encoder
+    tokenizer: Path  # the bundle's configured tokenizer.json
+    feeds: dict[str, list[dict]]
+    logits: dict[str, np.ndarray]
+    sequences_checked: int  # how many sequences the serving tokenizer was checked on
+    graph_inputs: list[TensorSpec]  # the float32 graph's
+
+
+def _reference(
+    checkpoint: Path, info: CheckpointInfo, work: Path, sample_: EvaluationSample, opset: int | None
+) -> Reference:
+    """Export the float32 graph into ``work/onnx``, write the serving tokenizer, and compute the reference logits."""
+    from xstilts.export.onnx_export import export_fp32
+
+    kind = TaskKind(info.kind)
+    model = _load_model(checkpoint, kind)
+    log.info("exporting the float32 graph")
+    graph = export_fp32(model, kind, work / "onnx", opset)
+    tokenizer = work / TOKENIZER_FILE
+    sequences = _serving_tokenizer(checkpoint, info, kind, tokenizer, sample_)
+    encoder = Encoder(tokenizer, kind)
+    feeds = make_feeds(encoder, sample_)
+    log.info("reference: the PyTorch checkpoint on %d items in %d languages", sample_.size, len(sample_.examples))
+    inputs = graph_interface(graph)[0]
+    return Reference(encoder, tokenizer, feeds, reference_logits(model, feeds), sequences, inputs)
+
+
+@dataclass
+class VariantWriter:
+    """Builds, gates and describes one variant folder after another."""
+
+    checkpoint: Path
+    info: CheckpointInfo
+    name: str
+    profile: TensorRTProfile
+    context: BuildContext
+    gate: Gate
+    tokenizer: Path
+    keep_failed: bool
+
+    def write(self, variant: Variant, folder: Path) -> str | None:
+        """Write ``folder``; a variant failing the gate is removed (and its rejection returned) unless kept."""
+        folder.mkdir()
+        log.info("building %s", variant.name)
+        build = variant.build(self.context, folder)
+        _copy_tokenizer(self.checkpoint, self.tokenizer, folder)
+        parity = self.gate.check(variant, folder)
+        log.info("parity of %s: %s", variant.name, parity["status"])
+        if parity["status"] == "failed":
+            if not self.keep_failed:
+                return rejection_message(variant.name, parity)
+            parity["kept_despite_failure"] = True
+        origin = _checkpoint_facts(self.checkpoint)
+        write_manifest(folder, self.name, variant, self.info, self.profile, {**build, "checkpoint": origin}, parity)
+        return None
+
+
 def _load_info(checkpoint: Path) -> CheckpointInfo:
     if not checkpoint.is_dir():
         raise XstiltsError(f"checkpoint {checkpoint} is not a folder")
     info = CheckpointInfo.load(checkpoint)
-    task = get_task(info.task)
-    if info.kind != task.kind.value or len(info.labels) != task.num_labels:
-        raise XstiltsError(
-            f"{checkpoint}: its head ({info.kind}, labels {info.labels}) does not fit task {task.name} "
-            f"({task.kind.value}, labels {list(task.labels)})"
-        )
+    get_task(info.task).check_head(info.kind, info.labels, head=f"{checkpoint}: its head")
     config = json.loads((checkpoint / "config.json").read_text())
     names = [config.get("id2label", {}).get(str(i)) for i in range(len(info.labels))]
     if info.kind != TaskKind.MULTIPLE_CHOICE.value and names != info.labels:
@@ -189,61 +210,17 @@ def _copy_tokenizer(checkpoint: Path, tokenizer: Path, folder: Path) -> None:
             shutil.copyfile(checkpoint / name, folder / name)
 
 
-@dataclass
-class Gate:
-    """The parity gate of one export: the checkpoint's logits on the sample, and the budget."""
-
-    reference: dict[str, np.ndarray]
-    feeds: dict[str, list[dict]]
-    sample: EvaluationSample
-    budget: float
-    sequences_checked: int
-
-    def check(self, variant: Variant, folder: Path) -> dict[str, Any]:
-        """The gate's record for one variant; one only other hardware runs as deployed is marked skipped."""
-        record: dict[str, Any] = {
-            "data": self.sample.describe(),
-            "tokenizer": {"sequences_checked": self.sequences_checked, "match": True},
-        }
-        if variant.parity_provider is None:
-            record.update(status="skipped", reason=variant.parity_skip_reason, kept_despite_failure=False)
-            if CPU in variant.providers:
-                # The graph handed to the accelerator is still checked, on the CPU: a broken graph fails the gate.
-                graph = self._compare(folder, CPU)
-                record["graph_on_cpu"] = graph
-                if not graph["passed"]:
-                    record.update(status="failed", **{k: graph[k] for k in GATE_FIELDS})
-            return record
-        metrics = self._compare(folder, variant.parity_provider)
-        status = "passed" if metrics["passed"] else "failed"
-        return {
-            **record,
-            "status": status,
-            "provider": variant.parity_provider,
-            **metrics,
-            "kept_despite_failure": False,
-        }
-
-    def _compare(self, folder: Path, provider: str) -> dict[str, Any]:
-        candidate = onnx_logits(folder / MODEL_FILE, provider, self.feeds)
-        return compare(self.reference, candidate, self.sample, self.budget)
-
-
 def _calibration_feeds(
-    info: CheckpointInfo, data_dir: Path, encoder: Encoder, count: int, seed: int, work: Path
-) -> list[dict]:
+    info: CheckpointInfo, data_dir: Path, reference: Reference, count: int, seed: int
+) -> list[dict[str, np.ndarray]]:
     """Batches of the task's English training inputs (never the evaluation items) for INT8 calibration."""
-    import onnx
-
-    zero_shot = ZERO_SHOT.get(info.task)
-    task = get_task(zero_shot.train_task if zero_shot else info.task)
-    split = zero_shot.train_split if zero_shot else task.train_split
+    source, split = training_data(info.task)
+    task = get_task(source)
     examples = sample(load_examples(task, split, "en", data_dir), count, seed)
     if task.kind.value != info.kind:
         raise XstiltsError(f"calibration data {task.name}/{split} does not have the checkpoint's kind {info.kind}")
-    graph = onnx.load(str(work / "onnx" / "model.onnx"), load_external_data=False).graph
-    names = [i.name for i in graph.input]
-    return [complete_feeds(encoder.feeds(examples[i : i + 8]), names) for i in range(0, len(examples), 8)]
+    names = [spec.name for spec in reference.graph_inputs]
+    return [complete_feeds(reference.encoder.feeds(examples[i : i + 8]), names) for i in range(0, len(examples), 8)]
 
 
 def _checkpoint_facts(checkpoint: Path) -> dict[str, Any]:

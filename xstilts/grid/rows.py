@@ -11,7 +11,10 @@ from pathlib import Path
 from typing import Any
 
 from xstilts.atomic import write_text_atomic
-from xstilts.contracts.bundle import BUNDLE_FILE, load_manifest
+from xstilts.contracts.bundle import BUNDLE_FILE, MODEL_FILE, load_manifest
+from xstilts.contracts.results import RESULTS_FILE, TargetResult
+from xstilts.contracts.results import read_results as read_bench_results
+from xstilts.errors import XstiltsError
 from xstilts.grid.cells import Cell
 from xstilts.grid.layout import CellLayout, GridLayout, exclusive
 from xstilts.tasks import non_english_average
@@ -31,46 +34,48 @@ def training_results(results: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def api_accuracy(target: dict[str, Any]) -> dict[str, Any]:
+def api_accuracy(target: TargetResult) -> dict[str, Any]:
     """Accuracy through the live API of one served variant, from the bench's results.json."""
-    measured = target["accuracy"]
-    languages = {lang: v["accuracy"] for lang, v in measured["languages"].items()}
-    bundle = target.get("bundle") or {}
+    measured = target.accuracy
+    if measured is None:
+        why = target.accuracy_error or target.error
+        raise XstiltsError(f"the bench measured no accuracy for {target.label}: {why}")
+    languages = {lang: v.accuracy for lang, v in measured.languages.items()}
     return {
         "languages": languages,
-        "average": measured["average"],
+        "average": measured.average,
         "average_non_english": non_english_average(languages),
-        "items": measured["requests"]["items"],
-        "agrees_with_export": measured.get("parity", {}).get("agrees"),
-        "export_parity_average": bundle.get("parity_average"),
-        "provider": (target.get("served") or {}).get("provider"),
+        "items": measured.requests.items,
+        "agrees_with_export": measured.parity.agrees,
+        "export_parity_average": target.bundle.parity_average if target.bundle else None,
+        "provider": (target.served or {}).get("provider"),
     }
 
 
-def serving(target: dict[str, Any]) -> dict[str, Any] | None:
+def serving(target: TargetResult) -> dict[str, Any] | None:
     """Serving cost of one variant: best closed-loop throughput, offline throughput, open-loop latency."""
-    scenarios = [s for s in target.get("scenarios", []) if not s.get("error")]
+    scenarios = target.good_scenarios()
     if not scenarios:
         return None
     out: dict[str, Any] = {}
-    closed = [s for s in scenarios if s["mode"] == "closed"]
+    closed = target.good_scenarios("closed")
     if closed:
-        best = max(closed, key=lambda s: s["sequences_per_s"])
+        best = max(closed, key=lambda s: s.sequences_per_s)
         out |= {
-            "closed_peak_seq_per_s": best["sequences_per_s"],
-            "closed_peak_users": best["users"],
-            "closed_peak_p50_ms": best["latency_ms"]["p50"],
-            "closed_peak_p99_ms": best["latency_ms"]["p99"],
+            "closed_peak_seq_per_s": best.sequences_per_s,
+            "closed_peak_users": best.users,
+            "closed_peak_p50_ms": best.latency_ms.p50,
+            "closed_peak_p99_ms": best.latency_ms.p99,
         }
     for s in scenarios:
-        if s["mode"] == "offline":
-            out["offline_seq_per_s"] = s["sequences_per_s"]
-        elif s["mode"] == "open":
-            out[s["name"]] = {
-                "rate_rps": s["rate"],
-                "seq_per_s": s["sequences_per_s"],
-                "p50_ms": s["latency_ms"]["p50"],
-                "p99_ms": s["latency_ms"]["p99"],
+        if s.mode == "offline":
+            out["offline_seq_per_s"] = s.sequences_per_s
+        elif s.mode == "open":
+            out[s.name] = {
+                "rate_rps": s.rate,
+                "seq_per_s": s.sequences_per_s,
+                "p50_ms": s.latency_ms.p50,
+                "p99_ms": s.latency_ms.p99,
             }
     return out
 
@@ -132,8 +137,7 @@ def build_row(
     """The cell's row from its run's results.json and manifest.json, its bundles and its bench results.json."""
     results = json.loads((paths.run / "results.json").read_text())
     manifest = json.loads((paths.run / "manifest.json").read_text())
-    bench = json.loads((paths.bench / "results.json").read_text())
-    targets = {t["variant"]: t for t in bench["targets"]}
+    targets = {t.variant: t for t in read_bench_results(paths.bench / RESULTS_FILE).targets}
     bundles = {}
     for folder in sorted((grid.repository / cell.bundle).iterdir()):
         if not (folder / BUNDLE_FILE).is_file():
@@ -144,7 +148,7 @@ def build_row(
             "parity": bundle.parity.get("status"),
             "parity_accuracy_drop_points": bundle.parity.get("accuracy_drop_points"),
             "benched": folder.name in targets,
-            "model_sha256": bundle.files.get("model.onnx", {}).get("sha256"),
+            "model_sha256": bundle.files.get(MODEL_FILE, {}).get("sha256"),
         }
     served = {v: serving(t) for v, t in targets.items()} if cell.load else {}
     return {

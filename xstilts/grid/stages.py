@@ -7,13 +7,11 @@ a trained run (its results, manifest and checkpoint), a complete bundle for ever
 
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import yaml
 
@@ -21,6 +19,7 @@ from xstilts.atomic import write_text_atomic
 from xstilts.contracts.bundle import load_manifest
 from xstilts.contracts.checkpoint import CHECKPOINT_FILE
 from xstilts.contracts.hashing import json_digest
+from xstilts.contracts.results import RESULTS_FILE, BenchResults, read_results
 from xstilts.errors import XstiltsError
 from xstilts.grid.cells import Cell
 from xstilts.grid.config import GridConfig
@@ -152,18 +151,24 @@ def bench_settings(config: GridConfig, cell: Cell) -> dict[str, str]:
     return flags
 
 
-def bench_errors(results: dict[str, Any]) -> list[str]:
+def bench_errors(results: BenchResults) -> list[str]:
     errors = []
-    for target in results.get("targets", []):
-        for key in ("error", "accuracy_error"):
-            if target.get(key):
-                errors.append(f"{target['label']}: {target[key].splitlines()[0]}")
+    for target in results.targets:
+        for error in (target.error, target.accuracy_error):
+            if error:
+                errors.append(f"{target.label}: {error.splitlines()[0]}")
     return errors
 
 
 def benched(paths: CellLayout) -> bool:
-    results = paths.bench / "results.json"
-    return results.is_file() and not bench_errors(json.loads(results.read_text()))
+    """Whether the cell's bench wrote complete results without errors (unreadable ones are measured again)."""
+    path = paths.bench / RESULTS_FILE
+    if not path.is_file():
+        return False
+    try:
+        return not bench_errors(read_results(path))
+    except XstiltsError:
+        return False
 
 
 def bench(config: GridConfig, cell: Cell, grid: GridLayout, paths: CellLayout, data_dir: Path) -> float | None:
@@ -178,7 +183,7 @@ def bench(config: GridConfig, cell: Cell, grid: GridLayout, paths: CellLayout, d
     flags = [f"{flag}={value}" for flag, value in settings.items()]
     argv = ["bench", "--repository", str(grid.repository), *flags, "--output", str(paths.bench)]
     seconds = run_command([*argv, *data_args(data_dir)], paths.log("bench"))
-    errors = bench_errors(json.loads((paths.bench / "results.json").read_text()))
+    errors = bench_errors(read_results(paths.bench / RESULTS_FILE))
     if errors:
         raise XstiltsError(f"bench of {cell.id} failed: {'; '.join(errors)} (log: {paths.log('bench')})")
     return seconds

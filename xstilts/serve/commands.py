@@ -19,7 +19,7 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from xstilts.serve.server import serve
+    from xstilts.serve.http.server import serve
     from xstilts.serve.settings import load_settings
 
     return serve(load_settings(args))

@@ -9,7 +9,7 @@ from xstilts.tasks.loading import (
     sample_items,
     split_files,
 )
-from xstilts.tasks.protocol import ZERO_SHOT, ZeroShot, check_no_leak, non_english_average
+from xstilts.tasks.protocol import ZERO_SHOT, ZeroShot, check_no_leak, non_english_average, training_data
 from xstilts.tasks.registry import TASKS
 from xstilts.tasks.types import Example, Split, Task
 
@@ -29,4 +29,5 @@ __all__ = [
     "sample",
     "sample_items",
     "split_files",
+    "training_data",
 ]

@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from xstilts.errors import XstiltsError
+from xstilts.tasks.loading import get_task
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,16 @@ ZERO_SHOT: dict[str, ZeroShot] = {
         ),
     )
 }
+
+
+def training_data(task: str) -> tuple[str, str]:
+    """(task whose files train a model of ``task``, split): the zero-shot protocol's English data when it has one.
+
+    The split is empty for a task without a training split.
+    """
+    if task in ZERO_SHOT:
+        return ZERO_SHOT[task].train_task, ZERO_SHOT[task].train_split
+    return task, get_task(task).train_split
 
 
 def check_no_leak(trained_uids: Iterable[str], evaluated_uids: Iterable[str], where: str) -> None:

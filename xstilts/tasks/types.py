@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from xstilts.contracts.kinds import TaskKind
+from xstilts.errors import XstiltsError
 
 
 @dataclass(frozen=True)
@@ -73,3 +74,11 @@ class Task:
     @property
     def num_labels(self) -> int:
         return len(self.labels)
+
+    def check_head(self, kind: str, labels: Sequence[str], head: str = "the checkpoint's head") -> None:
+        """Fail unless a head of ``kind`` with ``labels`` fits this task (its kind and its number of labels)."""
+        if kind != self.kind.value or len(labels) != self.num_labels:
+            raise XstiltsError(
+                f"{head} ({kind}, labels {list(labels)}) does not fit task {self.name} "
+                f"({self.kind.value}, labels {list(self.labels)})"
+            )

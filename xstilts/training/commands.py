@@ -66,17 +66,14 @@ def run_train(args: argparse.Namespace) -> int:
 
 def run_eval(args: argparse.Namespace) -> int:
     from xstilts.contracts.checkpoint import CheckpointInfo
-    from xstilts.tasks import ZERO_SHOT, get_task
+    from xstilts.contracts.evaluation import load_evaluation_sample
 
     CheckpointInfo.load(args.checkpoint)
-    task = get_task(args.task)
-    split = args.split or (ZERO_SHOT[task.name].eval_split if task.name in ZERO_SHOT else task.eval_split)
     data_dir = resolve_data_dir(args.data_dir)
+    sample = load_evaluation_sample(args.task, data_dir, args.languages, args.max_per_language, args.seed, args.split)
     from xstilts.training.evaluate import evaluate
 
-    results = evaluate(
-        args.checkpoint, task.name, split, args.languages, data_dir, args.max_per_language, args.seed, args.batch_size
-    )
+    results = evaluate(args.checkpoint, sample, args.batch_size)
     if args.json:
         print_json(results)
     else:

@@ -6,14 +6,15 @@ A YAML file, validated strictly: an unknown key, task, split or language fails b
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from xstilts.contracts.checkpoint import Pooling
+from xstilts.contracts.evaluation import evaluation_split
 from xstilts.errors import XstiltsError
-from xstilts.tasks import ZERO_SHOT, get_task, resolve_languages
+from xstilts.tasks import get_task, resolve_languages, training_data
 from xstilts.yamlfile import load_mapping
 
 
@@ -64,6 +65,11 @@ class PhaseConfig(Strict):
     def label(self) -> str:
         return self.name or "+".join(t.task for t in self.tasks)
 
+    @property
+    def heads_learning_rate(self) -> float:
+        """The heads' learning rate in effect: ``head_learning_rate``, else the encoder's."""
+        return self.head_learning_rate or self.learning_rate
+
 
 class EvaluationConfig(Strict):
     """Zero-shot evaluation of the target checkpoint."""
@@ -104,41 +110,55 @@ class RunConfig(Strict):
     def target_task(self) -> str:
         return self.target.tasks[0].task
 
+    # A phase's unset seed and max_length take the run's: the one place those defaults resolve.
+    def seed_of(self, phase: PhaseConfig) -> int:
+        return phase.seed if phase.seed is not None else self.seed
 
-def target_phase(task: str, **budget: Any) -> PhaseConfig:
-    """A target phase for ``task`` on its zero-shot protocol's English training data."""
-    return PhaseConfig(tasks=[TaskData(task=task)], **budget)
+    def max_length_of(self, phase: PhaseConfig) -> int:
+        return phase.max_length or self.max_length
+
+    def target_of(self, phase: PhaseConfig) -> str | None:
+        """The target task when ``phase`` is the target phase (its data default to the zero-shot protocol's)."""
+        return self.target_task if phase is self.target else None
 
 
 def resolved_split(data: TaskData, target: str | None = None) -> tuple[str, str]:
     """(task whose files to read, split) for a phase's task entry; a zero-shot target reads its protocol's data."""
-    if data.split is None and data.task == target and target in ZERO_SHOT:
-        z = ZERO_SHOT[target]
-        return z.train_task, z.train_split
     task = get_task(data.task)
-    split = data.split or task.train_split
+    if data.split:
+        return data.task, data.split
+    source, split = training_data(data.task) if data.task == target else (data.task, task.train_split)
     if not split:
         raise XstiltsError(f"task {data.task} has no training split: name one with 'split:' ({', '.join(task.splits)})")
-    return data.task, split
+    return source, split
+
+
+class EvaluationSpec(NamedTuple):
+    """What the target is evaluated on: a task and one of its splits."""
+
+    task: str
+    split: str
+
+
+def evaluation_spec(config: RunConfig) -> EvaluationSpec:
+    """The task (default: the target's) and split (default: its evaluation split) the target is evaluated on."""
+    task = config.evaluation.task or config.target_task
+    return EvaluationSpec(task, config.evaluation.split or evaluation_split(task))
+
+
+def evaluated_languages(config: RunConfig) -> tuple[str, ...]:
+    """The languages the evaluation names, resolved against its split."""
+    spec = evaluation_spec(config)
+    return resolve_languages(get_task(spec.task), spec.split, config.evaluation.languages)
 
 
 def validate_names(config: RunConfig) -> None:
     """Check every task, split and language the config names, before anything is loaded or trained."""
     for phase in config.phases:
         for data in phase.tasks:
-            get_task(data.task)
-            source, split = resolved_split(data, config.target_task if phase is config.target else None)
+            source, split = resolved_split(data, config.target_of(phase))
             resolve_languages(get_task(source), split, data.languages)
-    evaluation = evaluation_spec(config)
-    resolve_languages(get_task(evaluation[0]), evaluation[1], config.evaluation.languages)
-
-
-def evaluation_spec(config: RunConfig) -> tuple[str, str]:
-    """(task, split) the target is evaluated on."""
-    task = config.evaluation.task or config.target_task
-    if config.evaluation.split:
-        return task, config.evaluation.split
-    return task, ZERO_SHOT[task].eval_split if task in ZERO_SHOT else get_task(task).eval_split
+    evaluated_languages(config)
 
 
 def load_config(path: Path, overrides: list[str] | None = None) -> RunConfig:

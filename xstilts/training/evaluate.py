@@ -11,10 +11,10 @@ import torch
 from tqdm import tqdm
 
 from xstilts.contracts.checkpoint import CheckpointInfo
+from xstilts.contracts.evaluation import EvaluationSample
 from xstilts.contracts.kinds import TaskKind
-from xstilts.errors import XstiltsError
 from xstilts.models.heads import load_task_model
-from xstilts.tasks import Example, Task, get_task, load_examples, non_english_average, resolve_languages, sample_items
+from xstilts.tasks import Example, get_task, non_english_average
 from xstilts.training.data import Collator, tokenize
 
 
@@ -52,48 +52,26 @@ def predict(
     return torch.cat(outputs) if outputs else torch.empty(0)
 
 
-def check_head_fits(info: CheckpointInfo, task: Task) -> None:
-    """The evaluated task must have the head's kind and labels."""
-    if info.kind != task.kind.value or len(info.labels) != task.num_labels:
-        raise XstiltsError(
-            f"the checkpoint's head ({info.kind}, labels {info.labels}) does not fit task {task.name} "
-            f"({task.kind.value}, labels {list(task.labels)})"
-        )
-
-
-def evaluate(
-    checkpoint: Path,
-    task_name: str,
-    split: str,
-    languages: str | Sequence[str],
-    data_dir: Path,
-    max_per_language: int | None,
-    seed: int,
-    batch_size: int,
-) -> dict[str, Any]:
-    """Accuracy per language and their average, on the same seeded items in every language."""
+def evaluate(checkpoint: Path, sample: EvaluationSample, batch_size: int) -> dict[str, Any]:
+    """Accuracy per language and their average, on the sample's items (the same ones in every language)."""
     info = CheckpointInfo.load(checkpoint)
-    task = get_task(task_name)
-    check_head_fits(info, task)
-    langs = resolve_languages(task, split, languages)
-    by_language = sample_items(
-        {lang: load_examples(task, split, lang, data_dir) for lang in langs}, max_per_language, seed
-    )
+    task = get_task(sample.task)
+    task.check_head(info.kind, info.labels)
     tokenizer = load_tokenizer(checkpoint)
     model = load_task_model(checkpoint, task.kind).to(device())
     started = time.time()
     per_language = {}
-    for lang, examples in by_language.items():
+    for lang, examples in sample.examples.items():
         logits = predict(model, tokenizer, task.kind, examples, info.max_length, batch_size, desc=f"eval {lang}")
         gold = torch.tensor([e.label for e in examples])
         per_language[lang] = {"accuracy": float((logits.argmax(-1) == gold).float().mean()), "examples": len(examples)}
     accuracies = {lang: v["accuracy"] for lang, v in per_language.items()}
     return {
         "task": task.name,
-        "split": split,
+        "split": sample.split,
         "max_length": info.max_length,
-        "sample_per_language": max_per_language,
-        "seed": seed,
+        "sample_per_language": sample.per_language,
+        "seed": sample.seed,
         "languages": per_language,
         "average": sum(accuracies.values()) / len(accuracies),
         "average_non_english": non_english_average(accuracies),

@@ -61,6 +61,8 @@ class PhasePlan:
     folder: Path
     start: str  # the model folder this phase starts from
     previous: Path | None  # the previous phase's folder (its heads may carry over)
+    seed: int  # the phase's settings with the run's defaults filled in
+    max_length: int
 
     @property
     def checkpoint(self) -> Path:
@@ -166,32 +168,49 @@ def training_arguments(
     )
 
 
-def run_phase(plan: PhasePlan, run: RunConfig, tokenizer: Any, max_length: int, seed: int) -> dict[str, Any]:
-    """Train the phase (resuming from its last Trainer checkpoint if any) and save checkpoint, heads and record."""
-    started = time.time()
-    plan.folder.mkdir(parents=True, exist_ok=True)
+def phase_models(plan: PhasePlan, run: RunConfig) -> tuple[torch.nn.Module, dict[str, Any], int]:
+    """The shared encoder, a head model per task (heads carried over from the previous phase) and frozen count."""
     encoder = load_encoder(plan.start)
     frozen = freeze_word_embeddings(encoder) if run.freeze_embeddings else 0
-    set_seed(seed)  # fresh heads start from the phase's seed, not from whatever the process drew before
+    set_seed(plan.seed)  # fresh heads start from the phase's seed, not from whatever the process drew before
     models = {part.task.name: task_model(part.task, encoder, run.pooling) for part in plan.parts}
     if plan.previous is not None:
         for name, model in models.items():
             carried = plan.previous / "heads" / f"{name}.safetensors"
             if carried.is_file():
                 load_head(model, carried)
-    dataset = PhaseDataset(tokenizer, plan.parts, max_length)
+    return encoder, models, frozen
+
+
+def save_phase(plan: PhasePlan, models: dict[str, Any], tokenizer: Any) -> None:
+    """The first task's model and the tokenizer as the phase's checkpoint, and every task's head."""
+    primary = models[plan.parts[0].task.name]
+    if plan.checkpoint.exists():
+        shutil.rmtree(plan.checkpoint)
+    primary.save_pretrained(plan.checkpoint)
+    tokenizer.save_pretrained(plan.checkpoint)
+    (plan.folder / "heads").mkdir(exist_ok=True)
+    for name, model in models.items():
+        save_head(model, plan.folder / "heads" / f"{name}.safetensors")
+
+
+def run_phase(plan: PhasePlan, run: RunConfig, tokenizer: Any) -> dict[str, Any]:
+    """Train the phase (resuming from its last Trainer checkpoint if any) and save checkpoint, heads and record."""
+    started = time.time()
+    plan.folder.mkdir(parents=True, exist_ok=True)
+    encoder, models, frozen = phase_models(plan, run)
+    dataset = PhaseDataset(tokenizer, plan.parts, plan.max_length)
     sizes = {name: len(r) for name, r in dataset.offsets.items()}
     batches = batches_for(plan.config, sizes)
     weights = task_weights(sizes, plan.config.sampling, plan.config.temperature, plan.config.cap)
-    sampler = TaskBatchSampler(dataset.offsets, plan.config.batch_size, batches, weights, seed)
     max_steps = -(-batches // plan.config.gradient_accumulation)
-    args = training_arguments(run, plan.config, plan.folder, max_steps, seed, multi_task=len(models) > 1)
+    args = training_arguments(run, plan.config, plan.folder, max_steps, plan.seed, multi_task=len(models) > 1)
     trainer = PhaseTrainer(
         model=MultiTaskModel(models),
         args=args,
         train_dataset=dataset,
         data_collator=Collator(tokenizer.pad_token_id, {p.task.name: p.task.kind for p in plan.parts}),
-        batch_sampler=sampler,
+        batch_sampler=TaskBatchSampler(dataset.offsets, plan.config.batch_size, batches, weights, plan.seed),
         encoder=encoder,
         head_learning_rate=plan.config.head_learning_rate,
         callbacks=[LossLog(plan.folder / LOG_FILE, plan.config.label)],
@@ -202,15 +221,7 @@ def run_phase(plan: PhasePlan, run: RunConfig, tokenizer: Any, max_length: int, 
     if resume is None:
         (plan.folder / LOG_FILE).unlink(missing_ok=True)
     output = trainer.train(resume_from_checkpoint=resume)
-
-    primary = models[plan.parts[0].task.name]
-    if plan.checkpoint.exists():
-        shutil.rmtree(plan.checkpoint)
-    primary.save_pretrained(plan.checkpoint)
-    tokenizer.save_pretrained(plan.checkpoint)
-    (plan.folder / "heads").mkdir(exist_ok=True)
-    for name, model in models.items():
-        save_head(model, plan.folder / "heads" / f"{name}.safetensors")
+    save_phase(plan, models, tokenizer)
     record = {
         "key": plan.key,
         "phase": plan.config.label,

@@ -12,13 +12,14 @@ from typing import Any
 from xstilts import __version__
 from xstilts.atomic import write_json_atomic, write_text_atomic
 from xstilts.contracts.checkpoint import CheckpointInfo
+from xstilts.contracts.evaluation import EvaluationSample, load_evaluation_sample
 from xstilts.contracts.hashing import file_sha256, json_digest
 from xstilts.errors import XstiltsError
 from xstilts.models import resolve_model
-from xstilts.tasks import check_no_leak, get_task, load_examples, resolve_languages, sample_items
+from xstilts.tasks import check_no_leak, get_task
 from xstilts.training.config import RunConfig, evaluation_spec
 from xstilts.training.data import TaskExamples, phase_examples
-from xstilts.training.evaluate import check_head_fits, evaluate, load_tokenizer
+from xstilts.training.evaluate import evaluate, load_tokenizer
 from xstilts.training.phase import PHASE_FILE, PhasePlan, run_phase
 
 MANIFEST_FILE = "manifest.json"
@@ -51,16 +52,15 @@ def plan_phases(config: RunConfig, data_dir: Path, store: Path, start: str) -> l
     plans: list[PhasePlan] = []
     upstream: dict[str, Any] = model_identity(start)
     for index, phase in enumerate(config.phases, 1):
-        seed = phase.seed if phase.seed is not None else config.seed
-        target = config.target_task if phase is config.target else None
-        parts = phase_examples(phase, data_dir, seed, target)
+        seed, max_length = config.seed_of(phase), config.max_length_of(phase)
+        parts = phase_examples(phase, data_dir, seed, config.target_of(phase))
         key = json_digest(
             {
                 # Settings added later enter the key only when set, so earlier phases keep their keys.
                 "phase": phase.model_dump(exclude={"head_learning_rate"} if phase.head_learning_rate is None else None),
                 "upstream": upstream,
                 "seed": seed,
-                "max_length": phase.max_length or config.max_length,
+                "max_length": max_length,
                 "freeze": config.freeze_embeddings,
                 **({"pooling": config.pooling} if config.pooling != "cls" else {}),
                 "precision": config.precision,
@@ -69,24 +69,22 @@ def plan_phases(config: RunConfig, data_dir: Path, store: Path, start: str) -> l
         )
         folder = store / f"{index:02d}-{phase.label}-{key[:10]}"
         previous = plans[-1].folder if plans else None
-        plans.append(
-            PhasePlan(index, phase, parts, key, folder, str(plans[-1].checkpoint) if plans else start, previous)
-        )
+        start_from = str(plans[-1].checkpoint) if plans else start
+        plans.append(PhasePlan(index, phase, parts, key, folder, start_from, previous, seed, max_length))
         upstream = {"phase_key": key}
     return plans
 
 
-def check_leaks(config: RunConfig, plans: list[PhasePlan], data_dir: Path) -> dict[str, list]:
-    """No evaluated item may be a translation of an item trained on in any phase; returns the evaluated items."""
-    task_name, split = evaluation_spec(config)
-    task = get_task(task_name)
-    languages = resolve_languages(task, split, config.evaluation.languages)
-    evaluated = sample_items(
-        {lang: load_examples(task, split, lang, data_dir) for lang in languages},
-        config.evaluation.max_per_language,
-        config.evaluation.seed,
-    )
-    eval_uids = {e.uid for examples in evaluated.values() for e in examples}
+def evaluation_sample(config: RunConfig, data_dir: Path) -> EvaluationSample:
+    """The items the target is evaluated on: the same seeded ones in every evaluated language."""
+    task, split = evaluation_spec(config)
+    e = config.evaluation
+    return load_evaluation_sample(task, data_dir, e.languages, e.max_per_language, e.seed, split)
+
+
+def check_leaks(plans: list[PhasePlan], evaluated: EvaluationSample) -> None:
+    """No evaluated item may be a translation of an item trained on in any phase."""
+    eval_uids = {e.uid for examples in evaluated.examples.values() for e in examples}
     for plan in plans:
         for part in plan.parts:
             check_no_leak(
@@ -94,7 +92,6 @@ def check_leaks(config: RunConfig, plans: list[PhasePlan], data_dir: Path) -> di
                 eval_uids,
                 f"phase {plan.index} ({plan.config.label}) trains on {part.source}/{part.split}",
             )
-    return {lang: [e.uid for e in ex] for lang, ex in evaluated.items()}
 
 
 def check_target(config: RunConfig) -> None:
@@ -112,38 +109,33 @@ def run(config: RunConfig, output: Path, data_dir: Path, phase_store: Path | Non
     """Run (or resume) the whole chain into ``output`` and return the results."""
     check_target(config)
     start = resolve_model(config.model)
-    store = phase_store or output / "phases"
-    plans = plan_phases(config, data_dir, store, start)
-    check_leaks(config, plans, data_dir)
+    plans = plan_phases(config, data_dir, phase_store or output / "phases", start)
+    evaluated = evaluation_sample(config, data_dir)
+    check_leaks(plans, evaluated)
     output.mkdir(parents=True, exist_ok=True)
     tokenizer = load_tokenizer(start)
     started = time.time()
     records = []
     for plan in plans:
-        seed = plan.config.seed if plan.config.seed is not None else config.seed
-        max_length = plan.config.max_length or config.max_length
         if plan.done:
             print(f"phase {plan.index} ({plan.config.label}) already trained: {plan.folder.name}")
             records.append({**json.loads((plan.folder / PHASE_FILE).read_text()), "reused": True})
             continue
         print(f"phase {plan.index}/{len(plans)} ({plan.config.label}): training into {plan.folder}")
-        records.append({**run_phase(plan, config, tokenizer, max_length, seed), "reused": False})
+        records.append({**run_phase(plan, config, tokenizer), "reused": False})
 
     target = plans[-1]
-    eval_task, eval_split = evaluation_spec(config)
-    lineage = manifest(config, plans, records, data_dir, eval_task, eval_split, time.time() - started)
+    lineage = manifest(config, plans, records, data_dir, time.time() - started)
     target_info = get_task(config.target_task)
-    info = CheckpointInfo(
-        task=eval_task,
+    CheckpointInfo(
+        task=evaluated.task,
         kind=target_info.kind.value,
         labels=list(target_info.labels),
-        languages=list(resolve_languages(get_task(eval_task), eval_split, config.evaluation.languages)),
-        max_length=target.config.max_length or config.max_length,
+        languages=evaluated.languages,
+        max_length=target.max_length,
         lineage=lineage,
-    )
-    check_head_fits(info, get_task(eval_task))
-    info.save(target.checkpoint)
-    results = evaluation_results(config, target, data_dir, eval_task, eval_split)
+    ).save(target.checkpoint)
+    results = evaluation_results(config, target, evaluated)
     write_json_atomic(output / MANIFEST_FILE, lineage)
     write_json_atomic(output / RESULTS_FILE, results)
     write_json_atomic(target.checkpoint / RESULTS_FILE, results)
@@ -152,17 +144,14 @@ def run(config: RunConfig, output: Path, data_dir: Path, phase_store: Path | Non
     return results
 
 
-def evaluation_results(config: RunConfig, target: PhasePlan, data_dir: Path, task: str, split: str) -> dict:
+def evaluation_results(config: RunConfig, target: PhasePlan, evaluated: EvaluationSample) -> dict:
     """Evaluate the target checkpoint, reusing a stored result for the same checkpoint and evaluation config."""
-    key = json_digest({"phase": target.key, "evaluation": config.evaluation.model_dump(), "task": task, "split": split})
+    spec = {"task": evaluated.task, "split": evaluated.split}
+    key = json_digest({"phase": target.key, "evaluation": config.evaluation.model_dump(), **spec})
     stored = target.folder / f"results-{key[:10]}.json"
     if stored.is_file():
         return json.loads(stored.read_text())
-    e = config.evaluation
-    results = {
-        "key": key,
-        **evaluate(target.checkpoint, task, split, e.languages, data_dir, e.max_per_language, e.seed, e.batch_size),
-    }
+    results = {"key": key, **evaluate(target.checkpoint, evaluated, config.evaluation.batch_size)}
     write_json_atomic(stored, results)
     return results
 
@@ -172,8 +161,6 @@ def manifest(
     plans: list[PhasePlan],
     records: list[dict],
     data_dir: Path,
-    eval_task: str,
-    eval_split: str,
     wall_time: float,
 ) -> dict[str, Any]:
     """The lineage of the target checkpoint: model, every phase's data, budget, seed and time, and the machine."""
@@ -195,9 +182,9 @@ def manifest(
                 "batch_size": p.config.batch_size,
                 "gradient_accumulation": p.config.gradient_accumulation,
                 "learning_rate": p.config.learning_rate,
-                "head_learning_rate": p.config.head_learning_rate or p.config.learning_rate,
-                "max_length": p.config.max_length or config.max_length,
-                "seed": p.config.seed if p.config.seed is not None else config.seed,
+                "head_learning_rate": p.config.heads_learning_rate,
+                "max_length": p.max_length,
+                "seed": p.seed,
                 "sampling": p.config.sampling if len(p.parts) > 1 else None,
                 "task_weights": r.get("task_weights"),
                 "train_loss": r["train_loss"],
@@ -207,7 +194,7 @@ def manifest(
             }
             for p, r in zip(plans, records, strict=True)
         ],
-        "evaluation": {"task": eval_task, "split": eval_split, **config.evaluation.model_dump()},
+        "evaluation": {**evaluation_spec(config)._asdict(), **config.evaluation.model_dump()},
         "wall_time_s": round(wall_time, 1),
         "machine": {
             "platform": platform.platform(),

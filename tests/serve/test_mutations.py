@@ -1,0 +1,96 @@
+"""Mutation tests: break one piece of a real server and assert that the suite's answer checks catch it.
+
+Each mutation is a mistake a server could make without crashing: dropping ``text_pair`` (v1) or ``text_b`` (v2),
+reversing a multiple-choice item's choices, or handing the rows of a batch back in the wrong order. The server is
+the real app under uvicorn on 127.0.0.1 (in a thread, so that one function of it can be replaced), serving the
+fp32 bundles of the sensitive tiny repository; the checks are those of ``tests/serve/answers.py``, which the HTTP
+tests run against the unbroken server. The control case shows that the unbroken server passes every check.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+
+from tests.serve.answers import ANSWER_CHECKS, check_v1_choices, check_v1_pairs, check_v2_pairs
+from tests.serve.conftest import thread_server
+from xstilts.serve.core.engine import OnnxEngine
+from xstilts.serve.http.v1 import codec as v1_codec
+from xstilts.serve.http.v1 import routes as v1_routes
+from xstilts.serve.http.v2 import routes as v2_routes
+from xstilts.serve.http.v2.codec import Items
+
+FP32 = ["tiny-xnli=fp32", "tiny-xcopa=fp32"]
+
+
+def drop_v1_text_pair(monkeypatch: pytest.MonkeyPatch) -> None:
+    original = v1_routes.item_segments
+    monkeypatch.setattr(
+        v1_routes, "item_segments", lambda model, body: [[(a, None) for a, _ in s] for s in original(model, body)]
+    )
+
+
+def drop_v2_text_b(monkeypatch: pytest.MonkeyPatch) -> None:
+    original = v2_routes.decode_items
+
+    def decode(*args, **kwargs) -> Items:
+        items = original(*args, **kwargs)
+        return Items([[(a, None) for a, _ in s] for s in items.segments], items.choices)
+
+    monkeypatch.setattr(v2_routes, "decode_items", decode)
+
+
+def reverse_choices(monkeypatch: pytest.MonkeyPatch) -> None:
+    original = v1_codec.choice_segments
+    monkeypatch.setattr(v1_codec, "choice_segments", lambda p, q, choices: original(p, q, list(choices)[::-1]))
+
+
+def shuffle_batch_rows(monkeypatch: pytest.MonkeyPatch) -> None:
+    original = OnnxEngine.infer
+
+    def infer(self, sequences, items, choices=1) -> np.ndarray:
+        return np.roll(original(self, sequences, items, choices), 1, axis=0)
+
+    monkeypatch.setattr(OnnxEngine, "infer", infer)
+
+
+MUTATIONS: dict[str, tuple[Callable[[pytest.MonkeyPatch], None], tuple[Callable, ...]]] = {
+    "drops v1 text_pair": (drop_v1_text_pair, (check_v1_pairs,)),
+    "drops v2 text_b": (drop_v2_text_b, (check_v2_pairs,)),
+    "reverses choices": (reverse_choices, (check_v1_choices,)),
+    "shuffles batch rows": (shuffle_batch_rows, ANSWER_CHECKS),
+}
+
+
+def run_checks(repository: Path, data_dir: Path, checks: tuple[Callable, ...]) -> list[str]:
+    """Run ``checks`` against a fresh fp32 thread server; the names of those that failed."""
+    failed = []
+    with thread_server(repository, models=FP32, max_queue_delay_ms=5) as server:
+        server.wait_ready()
+        with httpx.Client(base_url=server.url, timeout=60) as client:
+            for check in checks:
+                try:
+                    check(client, repository, data_dir)
+                except AssertionError:
+                    failed.append(check.__name__)
+    return failed
+
+
+def test_the_unbroken_server_passes_every_answer_check(repository: Path, data_dir: Path) -> None:
+    assert run_checks(repository, data_dir, ANSWER_CHECKS) == []
+
+
+@pytest.mark.parametrize("mutation", list(MUTATIONS))
+def test_a_broken_server_fails_the_answer_checks(
+    monkeypatch: pytest.MonkeyPatch, repository: Path, data_dir: Path, mutation: str
+) -> None:
+    mutate, checks = MUTATIONS[mutation]
+    mutate(monkeypatch)
+    failed = run_checks(repository, data_dir, checks)
+    assert failed == [check.__name__ for check in checks], (
+        f"a server that {mutation} passed {set(checks) - set(failed)}"
+    )

@@ -1,0 +1,8 @@
+"""The serving core: everything between a request's items and their logits, with no HTTP in it.
+
+``repository`` plans the models (list the bundles once, plan the providers once, choose variants); ``providers``
+plans and verifies ONNX Runtime's execution providers; ``encoder`` tokenizes by the training rule; ``engine``
+runs a bundle's session on padded batches and loads a planned model; ``batcher`` forms the batches;
+``model`` is one served model (status, ``infer``); ``state`` the server's models, readiness and draining;
+``errors`` the one transport-free error type, with a kind. FastAPI and Starlette are never imported here.
+"""

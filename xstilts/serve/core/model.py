@@ -1,0 +1,143 @@
+"""One served model: its status, and once loaded, its encoder, engine and batcher; ``infer`` is the one path.
+
+:meth:`ServedModel.infer` takes a request's items as segment pairs (what each API's codec decodes) and gives
+each item's logits and probabilities, raising :class:`~xstilts.serve.core.errors.ServeError` with a kind when
+the model is not ready, an input is too long, or the queue is full.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from xstilts.contracts.kinds import TaskKind
+from xstilts.contracts.names import Name
+from xstilts.serve.core.batcher import Batcher, BatcherClosed, BatchLimits, BatchObserver, NoObserver, QueueFull
+from xstilts.serve.core.encoder import EncodedItem
+from xstilts.serve.core.engine import LoadedModel, softmax
+from xstilts.serve.core.errors import invalid, overloaded, unavailable
+from xstilts.serve.core.repository import PlannedModel
+from xstilts.tasks.encoding import Segments
+
+# requests with more text than this are tokenized off the event loop (about a millisecond of work)
+INLINE_CHARACTERS = 2000
+# seconds a client should wait before asking a loading model again
+LOADING_RETRY_AFTER = 5
+
+
+class ModelStatus(Name):
+    """Where a served model is in its life."""
+
+    LOADING = "loading"
+    READY = "ready"
+    FAILED = "failed"
+    STOPPED = "stopped"
+
+
+class ModelObserver(BatchObserver, Protocol):
+    """A model's metric hooks: its batcher's, and the time each request's tokenization takes."""
+
+    def tokenized(self, seconds: float) -> None: ...
+
+
+@dataclass
+class Outcome:
+    """Per item: logits, probabilities and whether the input was truncated."""
+
+    logits: list[np.ndarray]
+    probabilities: list[np.ndarray]
+    truncated: list[bool]
+
+
+class ServedModel:
+    """One model as the server sees it: its plan, and once loaded, its encoder, engine and batcher."""
+
+    def __init__(self, planned: PlannedModel, tokenizer_pool: ThreadPoolExecutor | None = None) -> None:
+        self.planned = planned
+        self.tokenizer_pool = tokenizer_pool
+        self.name = planned.name
+        self.variant = planned.variant
+        self.variants = sorted(planned.variants or [planned.variant])
+        self.manifest = planned.manifest
+        self.status = ModelStatus.LOADING
+        self.error: str | None = None
+        self.loaded: LoadedModel | None = None
+        self.batcher: Batcher | None = None
+        self.observer: ModelObserver = NoObserver()
+
+    @property
+    def ready(self) -> bool:
+        return self.status is ModelStatus.READY
+
+    @property
+    def multiple_choice(self) -> bool:
+        return self.manifest.kind is TaskKind.MULTIPLE_CHOICE
+
+    @property
+    def provider(self) -> str | None:
+        return self.loaded.provider if self.loaded else None
+
+    def start(self, loaded: LoadedModel, limits: BatchLimits) -> None:
+        """Serve ``loaded`` with a batcher within ``limits`` (on the event loop)."""
+        self.loaded = loaded
+        self.batcher = Batcher(loaded.engine, self.name, limits, self.observer, self.multiple_choice)
+        self.batcher.start()
+        self.status = ModelStatus.READY
+
+    def fail(self, error: str) -> None:
+        self.status, self.error = ModelStatus.FAILED, error
+
+    async def stop(self) -> None:
+        if self.batcher is not None:
+            await self.batcher.close()
+        if self.status in (ModelStatus.READY, ModelStatus.LOADING):
+            self.status = ModelStatus.STOPPED
+
+    def check_ready(self) -> None:
+        if self.status is ModelStatus.LOADING:
+            raise unavailable(f"model {self.name} is still loading", retry_after=LOADING_RETRY_AFTER)
+        if self.status is not ModelStatus.READY:
+            raise unavailable(f"model {self.name} is not available ({self.status}: {self.error or 'stopped'})")
+
+    def _encode(self, items: Sequence[Sequence[Segments]]) -> list[EncodedItem]:
+        assert self.loaded is not None
+        started = time.perf_counter()
+        encoded = self.loaded.encoder.encode(items)
+        self.observer.tokenized(time.perf_counter() - started)
+        return encoded
+
+    async def infer(self, items: Sequence[Sequence[Segments]], truncate: bool = True) -> Outcome:
+        """Tokenize, queue, wait for the batch, and softmax.
+
+        Short requests are tokenized on the event loop (a text pair takes a fraction of a millisecond); long
+        ones in a tokenizer thread, so that they do not hold up every other request.
+        """
+        self.check_ready()
+        assert self.loaded is not None and self.batcher is not None
+        characters = sum(len(a) + len(b or "") for segments in items for a, b in segments)
+        if characters > INLINE_CHARACTERS and self.tokenizer_pool is not None:
+            encoded = await asyncio.get_running_loop().run_in_executor(self.tokenizer_pool, self._encode, items)
+        else:
+            encoded = self._encode(items)
+        truncated = [e.truncated for e in encoded]
+        if not truncate and any(truncated):
+            first = truncated.index(True)
+            raise invalid(
+                f"inputs.{first} is longer than the model's max_length of {self.manifest.max_length} tokens "
+                "(send truncate: true to cut it)"
+            )
+        try:
+            logits = await self.batcher.submit(encoded)
+        except QueueFull as exc:
+            raise overloaded(str(exc), exc.retry_after) from None
+        except BatcherClosed as exc:
+            raise unavailable(str(exc)) from None
+        # multiple-choice items may differ in their number of choices; classification takes one softmax
+        probabilities = [softmax(row) for row in logits] if self.multiple_choice else list(softmax(np.stack(logits)))
+        return Outcome(logits, probabilities, truncated)

@@ -1,0 +1,124 @@
+"""The friendly JSON API's bodies: ``POST /v1/models/{name}/predict`` and ``GET /v1/models``.
+
+An item is a text (``"..."``), a text pair (``{"text": ..., "text_pair": ...}``) for classification models, or
+``{"premise": ..., "question": ..., "choices": [...]}`` for multiple-choice models. Each prediction gives the label,
+its index and probability (``score``), every probability (in the order of ``labels``, or of the choices), and
+whether the input was cut to the model's ``max_length``.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field, Tag
+
+from xstilts.contracts.kinds import TaskKind
+from xstilts.serve.core.model import ModelStatus
+
+MAX_CHOICES = 16
+_NON_SPACE = re.compile(r"\S")
+
+
+def check_text(value: str) -> str:
+    """A text must hold something besides whitespace."""
+    if not _NON_SPACE.search(value):
+        raise ValueError("text is empty or only whitespace")
+    return value
+
+
+Text = Annotated[str, AfterValidator(check_text), Field(min_length=1, json_schema_extra={"pattern": r"\S"})]
+
+
+class PairInput(BaseModel):
+    """One text, or a text pair (premise and hypothesis, two sentences...), for a classification model."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    text: Text
+    text_pair: Text | None = None
+
+
+class ChoiceInput(BaseModel):
+    """A multiple-choice item: a premise (or context), an optional question and the candidate answers."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    premise: Text
+    question: Text | None = None
+    choices: list[Text] = Field(min_length=1, max_length=MAX_CHOICES)
+
+
+def _item_kind(value: Any) -> str | None:
+    if isinstance(value, str):
+        return "text"
+    if isinstance(value, dict):
+        return "choices" if "choices" in value or "premise" in value else "pair"
+    if isinstance(value, PairInput):
+        return "pair"
+    if isinstance(value, ChoiceInput):
+        return "choices"
+    return None
+
+
+Item = Annotated[
+    Annotated[Text, Tag("text")] | Annotated[PairInput, Tag("pair")] | Annotated[ChoiceInput, Tag("choices")],
+    Discriminator(
+        _item_kind,
+        custom_error_type="item_type",
+        custom_error_message="an item is a string, {text, text_pair} or {premise, question, choices}",
+    ),
+]
+
+
+class PredictRequest(BaseModel):
+    """A batch of items for one model; ``truncate: false`` refuses (422) inputs longer than the model's max_length."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"inputs": [{"text": "A man plays a guitar.", "text_pair": "Someone makes music."}]},
+                {"inputs": [{"premise": "The glass fell.", "question": "effect", "choices": ["It broke.", "It ran."]}]},
+            ]
+        },
+    )
+
+    inputs: list[Item] = Field(min_length=1, description="the items; at most the server's max_items")
+    truncate: bool = Field(True, description="cut inputs to the model's max_length (else 422 when one is too long)")
+
+
+class Prediction(BaseModel):
+    label: str = Field(description="the predicted label, or the text of the chosen choice")
+    index: int = Field(description="index of the label in `labels`, or of the chosen choice")
+    score: float = Field(description="probability of the prediction")
+    probabilities: list[float] = Field(description="every label's probability (order of `labels`), or every choice's")
+    truncated: bool = Field(description="true when the input was cut to the model's max_length")
+
+
+class PredictResponse(BaseModel):
+    model: str
+    variant: str
+    labels: list[str] | None = Field(None, description="label order of `probabilities` (classification models)")
+    predictions: list[Prediction]
+
+
+class ModelInfo(BaseModel):
+    name: str
+    variant: str
+    variants: list[str]
+    task: str
+    kind: TaskKind
+    labels: list[str]
+    languages: list[str]
+    max_length: int
+    precision: str
+    optimization: str | None = None
+    provider: str | None = Field(None, description="the ONNX Runtime execution provider that runs it")
+    state: ModelStatus
+    error: str | None = None
+    input: str = Field(description="what an item looks like for this model")
+
+
+class ModelList(BaseModel):
+    models: list[ModelInfo]
