@@ -174,3 +174,31 @@ def kill_once(command: Sequence[str], done: Callable[[], bool], timeout: float =
     with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)
     return process.wait()
+
+
+# The tiny embedding bundle: the random tiny model's mean-pooled first layer (its token states vary with every token,
+# unlike its [CLS] state), with a prefix, so that a server that drops the prefix or mixes up rows answers otherwise.
+EMBEDDING_LANGUAGES = ("de", "fr")
+EMBEDDING_PARITY_PAIRS = 20
+
+
+def export_tiny_embedding(
+    repository: Path, data_dir: Path, name: str = "tiny-embed", variants: Sequence[str] = ("fp32", "int8"), **options
+) -> list[Path]:
+    """Export the tiny model's embedding bundles (layer 1, mean pooling, prefix ``query: ``) into ``repository``."""
+    from xstilts.contracts.embedding import EmbeddingSpec
+    from xstilts.export import export_embedding
+
+    spec = EmbeddingSpec(layer=1, pooling="mean", prefix="query: ", normalize=True)
+    return export_embedding(
+        "tiny-xlmr",
+        repository,
+        name,
+        spec,
+        variants,
+        data_dir=data_dir,
+        languages=EMBEDDING_LANGUAGES,
+        parity_examples=EMBEDDING_PARITY_PAIRS,
+        max_length=TINY_MAX_LENGTH,
+        **options,
+    )

@@ -22,7 +22,6 @@ from xstilts.bench.wrk import run_wrk
 REPO = Path(__file__).resolve().parents[2]
 
 
-
 @pytest.fixture(autouse=True, scope="module")
 def wrk_installed() -> None:
     if shutil.which("wrk") is None:

@@ -245,6 +245,7 @@ def dockerignored(relative: str, patterns: list[str]) -> bool:
 # the server's routes
 # --------------------------------------------------------------------------------------------------------------------
 
+
 def build_app(env: dict[str, str], api_key: str | None = None) -> tuple[Any, Any]:
     """(app, state): the server's FastAPI app for settings ``env``, with no model planned.
 

@@ -13,7 +13,9 @@ import pytest
 from xstilts.paths import DATA_DIR_ENV
 
 REPO = Path(__file__).resolve().parents[2]
-TASK_NAMES = ["xnli", "pawsx", "xcopa", "mnli", "qqp", "snli", "anli", "copa", "siqa", "cosmosqa"]
+CLASSIFICATION_TASKS = ["xnli", "pawsx", "xcopa", "mnli", "qqp", "snli", "anli", "copa", "siqa", "cosmosqa"]
+RETRIEVAL_TASKS = ["tatoeba", "xnli_premises", "xquad_contexts", "bucc2018"]
+TASK_NAMES = CLASSIFICATION_TASKS + RETRIEVAL_TASKS
 
 
 def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
@@ -46,19 +48,26 @@ def data_env(data_dir) -> dict[str, str]:
     return {DATA_DIR_ENV: str(data_dir.resolve())}
 
 
-def test_tasks_json_lists_the_ten_tasks_with_counts_from_the_files(data_env):
+def test_tasks_json_lists_every_task_with_counts_from_the_files(data_env):
     result = run("tasks", "--json", env=data_env)
     assert result.returncode == 0, result.stderr
     entries = json.loads(result.stdout)
     assert [e["name"] for e in entries] == TASK_NAMES
     by_name = {e["name"]: e for e in entries}
     for entry in entries:
-        assert entry["kind"] in ("pair_classification", "single_classification", "multiple_choice")
-        assert len(entry["labels"]) >= 2 and entry["languages"]
-        assert entry["eval_split"] in entry["splits"]
+        if entry["name"] in RETRIEVAL_TASKS:  # no labels: the alignment of the sentences is the answer
+            assert entry["kind"] == "embedding" and entry["labels"] == [], entry["name"]
+        else:
+            assert entry["kind"] in ("pair_classification", "single_classification", "multiple_choice")
+            assert len(entry["labels"]) >= 2
+        assert entry["languages"] and entry["eval_split"] in entry["splits"]
         for split, info in entry["splits"].items():
             assert set(info["rows"]) <= set(entry["languages"]), (entry["name"], split)
             assert all(isinstance(n, int) and n > 0 for n in info["rows"].values()), (entry["name"], split)
+    # the data folder holds four of Tatoeba's languages, 1,000 pairs each, and no BUCC files
+    assert by_name["tatoeba"]["splits"]["test"]["rows"] == {"ara": 1000, "cmn": 1000, "deu": 1000, "fra": 1000}
+    assert set(by_name["xnli_premises"]["splits"]["test"]["rows"].values()) == {1670}
+    assert all(not info["rows"] for info in by_name["bucc2018"]["splits"].values())
     xnli = by_name["xnli"]
     assert xnli["kind"] == "pair_classification"
     assert xnli["labels"] == ["entailment", "neutral", "contradiction"]

@@ -23,14 +23,18 @@ from xstilts.tasks import (
     get_split,
     get_task,
     load_examples,
+    present_languages,
     resolve_languages,
     sample,
     sample_items,
     split_files,
 )
-from xstilts.tasks.registry import PAWSX_LANGUAGES, XCOPA_LANGUAGES, XNLI_LANGUAGES
+from xstilts.tasks.commands import describe
+from xstilts.tasks.mining import read_mining_set
+from xstilts.tasks.registry import PAWSX_LANGUAGES, XCOPA_LANGUAGES, XNLI_LANGUAGES, XQUAD_LANGUAGES
 
 ALL_TASKS = ("xnli", "pawsx", "xcopa", "mnli", "qqp", "snli", "anli", "copa", "siqa", "cosmosqa")
+RETRIEVAL_TASKS = ("tatoeba", "xnli_premises", "xquad_contexts", "bucc2018")
 
 # (task, split, languages, rows in each language), as the data folder's README states them.
 EXPECTED_ROWS = [
@@ -51,8 +55,13 @@ EXPECTED_ROWS = [
     ("siqa", "dev", ("en",), 1954),
     ("siqa", "test", ("en",), 2224),
     ("cosmosqa", "dev", ("en",), 2985),
+    ("xnli_premises", "test", XNLI_LANGUAGES, 1670),
+    ("xquad_contexts", "test", XQUAD_LANGUAGES, 240),
 ]
-ALL_SPLITS = [(name, split) for name, task in TASKS.items() for split in task.splits]
+# Splits whose every declared language is in the data folder (Tatoeba and BUCC have their own tests below).
+ALL_SPLITS = [
+    (name, split) for name, task in TASKS.items() for split, spec in task.splits.items() if not spec.present_only
+]
 
 
 @pytest.fixture(scope="module")
@@ -73,13 +82,16 @@ def uids(examples) -> list[str]:
 # --- registry and sizes -------------------------------------------------------------------------------------------
 
 
-def test_registry_holds_the_ten_tasks():
-    assert tuple(TASKS) == ALL_TASKS
+def test_registry_holds_the_classification_and_retrieval_tasks():
+    assert tuple(TASKS) == ALL_TASKS + RETRIEVAL_TASKS
     assert set(ZERO_SHOT) == {"xnli", "pawsx", "xcopa"}
     for task in TASKS.values():
         assert task.eval_split in task.splits
         assert not task.train_split or task.train_split in task.splits
-        assert len(set(task.labels)) == task.num_labels >= 2
+        if task.kind is TaskKind.EMBEDDING:  # no head, no labels, nothing to train on
+            assert task.name in RETRIEVAL_TASKS and task.labels == () and task.train_split == ""
+        else:
+            assert len(set(task.labels)) == task.num_labels >= 2
 
 
 def test_every_split_is_listed_with_its_row_counts():
@@ -103,6 +115,9 @@ def test_row_counts(load, task, split, languages, rows):
 def test_labels_in_range_and_all_present(load, task, split):
     spec = get_task(task)
     for language in get_split(spec, split).languages:
+        if spec.kind is TaskKind.EMBEDDING:  # a retrieval pair's label is its position
+            assert [e.label for e in load(task, split, language)] == list(range(len(load(task, split, language))))
+            continue
         labels = {e.label for e in load(task, split, language)}
         assert labels == set(range(spec.num_labels)), f"{task} {split} {language}: labels {sorted(labels)}"
 
@@ -398,3 +413,114 @@ def test_sample_items_picks_the_same_items_in_every_language(load):
         assert uids(examples) == chosen, language
         assert all(e.language == language for e in examples)
     assert sample_items(by_language, None, seed=1) is by_language
+
+
+# --- retrieval tasks: Tatoeba, the parallel proxies, BUCC -------------------------------------------------------
+
+TATOEBA_HERE = ("ara", "cmn", "deu", "fra")
+
+
+def test_tatoeba_reads_the_languages_present(load, data_dir):
+    tatoeba = get_task("tatoeba")
+    assert len(tatoeba.languages) == 36 and {"deu", "fra", "swh", "cmn", "pes"} <= set(tatoeba.languages)
+    assert present_languages(tatoeba, "test", data_dir) == TATOEBA_HERE
+    assert resolve_languages(tatoeba, "test", "all", data_dir) == TATOEBA_HERE
+    for language in TATOEBA_HERE:
+        examples = load("tatoeba", "test", language)
+        assert len(examples) == 1000 and len(set(uids(examples))) == 1000
+        assert [e.label for e in examples] == list(range(1000))
+        assert all(e.text_a.strip() and e.text_b.strip() and e.language == language for e in examples)
+        if language == "cmn":  # Chinese writes most numbers in words
+            continue
+        # the two files are line-aligned: numbers in an English sentence recur in its counterpart, not the next one
+        same, control, rows = number_agreement(
+            [Example(e.uid, "en", e.text_b, None, 0) for e in examples], examples, "text_a", lambda i: i + 1
+        )
+        assert rows >= 5 and same >= 0.6 and control <= 0.2, (language, same, control, rows)
+    assert load("tatoeba", "test", "deu")[0].uid == "tatoeba-deu/0"  # items are not parallel across languages
+
+
+def test_tatoeba_loads_any_language_in_the_layout_and_rejects_misaligned_files(tmp_path):
+    tatoeba = get_task("tatoeba")
+    write_lines(tmp_path / "tatoeba" / "laser_v1" / "tatoeba.xho-eng.xho", ["Molo.", "Enkosi."])
+    write_lines(tmp_path / "tatoeba" / "laser_v1" / "tatoeba.xho-eng.eng", ["Hello.", "Thank you."])
+    write_lines(tmp_path / "tatoeba" / "tatoeba.deu-eng.deu", ["Hallo.", "Danke.", "Ja."])  # XTREME's flat layout
+    write_lines(tmp_path / "tatoeba" / "tatoeba.deu-eng.eng", ["Hello.", "Thanks."])
+    assert present_languages(tatoeba, "test", tmp_path) == ("deu", "xho")  # declared ones first
+    assert [(e.text_a, e.text_b, e.label) for e in load_examples(tatoeba, "test", "xho", tmp_path)] == [
+        ("Molo.", "Hello.", 0),
+        ("Enkosi.", "Thank you.", 1),
+    ]
+    with pytest.raises(XstiltsError, match=r"tatoeba\.deu-eng\.deu has 3 lines but .*tatoeba\.deu-eng\.eng has 2"):
+        load_examples(tatoeba, "test", "deu", tmp_path)
+    with pytest.raises(XstiltsError, match=r"no language swh: it has deu, xho"):
+        resolve_languages(tatoeba, "test", "swh", tmp_path)
+
+
+def test_xnli_premises_are_each_premise_once_with_its_english_premise(load):
+    english = load("xnli_premises", "test", "en")
+    assert len({e.text_a for e in english}) == len(english) == 1670  # deduplicated: one row per premise
+    assert all(e.text_a == e.text_b for e in english)
+    xnli_en = {e.text_a for e in load("xnli", "test", "en")}
+    assert {e.text_a for e in english} == xnli_en
+    german_rows = {e.text_a for e in load("xnli", "test", "de")}
+    for language in XNLI_LANGUAGES:
+        other = load("xnli_premises", "test", language)
+        assert uids(other) == uids(english), language  # the same items in every language (the leak check's ids)
+        assert [e.text_b for e in other] == [e.text_a for e in english], language
+    assert {e.text_a for e in load("xnli_premises", "test", "de")} == german_rows
+
+
+def test_xquad_contexts_are_parallel_paragraphs(load):
+    english = load("xquad_contexts", "test", "en")
+    for language in XQUAD_LANGUAGES:
+        other = load("xquad_contexts", "test", language)
+        assert uids(other) == uids(english), language
+        assert len({e.text_a for e in other}) == 240, language
+        same, control, rows = number_agreement(english, other, "text_a", lambda i: i + 1)
+        assert rows > 100 and same >= 0.8 and control <= 0.3, (language, same, control)
+
+
+def write_bucc(folder: Path, language: str = "de", split: str = "test", gold: list[str] | None = None) -> None:
+    stem = folder / "bucc2018" / f"{language}-en.{split}"
+    write_lines(stem.with_name(stem.name + f".{language}"), ["de-1\tHallo Welt.", "de-2\tGuten Morgen.", "de-3\tJa."])
+    write_lines(stem.with_name(stem.name + ".en"), ["en-7\tGood morning.", "en-8\tHello world.", "en-9\tNo."])
+    write_lines(stem.with_name(stem.name + ".gold"), gold if gold is not None else ["de-1\ten-8", "de-2\ten-7"])
+
+
+def test_bucc_mining_set_loads_from_the_xtreme_layout(tmp_path):
+    bucc = get_task("bucc2018")
+    assert present_languages(bucc, "test", tmp_path) == ()
+    write_bucc(tmp_path)
+    assert present_languages(bucc, "test", tmp_path) == ("de",)
+    paths = split_files(bucc, "test", "de", tmp_path)
+    assert [p.name for p in paths] == ["de-en.test.de", "de-en.test.en", "de-en.test.gold"]
+    mining = read_mining_set(paths, "de")
+    assert mining.source == {"de-1": "Hallo Welt.", "de-2": "Guten Morgen.", "de-3": "Ja."}
+    assert mining.target["en-9"] == "No."
+    assert mining.gold == (("de-1", "en-8"), ("de-2", "en-7"))
+    examples = load_examples(bucc, "test", "de", tmp_path)
+    assert [(e.text_a, e.text_b, e.label) for e in examples] == [("Hallo Welt.", "Hello world.", 0),
+                                                                 ("Guten Morgen.", "Good morning.", 1)]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("side", "lines", "message"),
+    [
+        ("de", ["de-1\tHallo Welt.", "de-2 Guten Morgen."], r"de-en\.test\.de:2: expected 'id<TAB>sentence'"),
+        ("de", ["de-1\tHallo.", "de-1\tNochmal."], r"de-en\.test\.de:2: sentence id 'de-1' appears twice"),
+        ("gold", ["de-1\ten-8", "", "de-2"], r"de-en\.test\.gold:3: expected 'xx_id<TAB>en_id'"),
+        ("gold", ["de-1\ten-99"], r"de-en\.test\.gold:1: gold pair de-1/en-99 names a sentence id not in"),
+    ],
+)
+def test_bucc_broken_lines_name_the_file_and_line(tmp_path, side, lines, message):
+    write_bucc(tmp_path)
+    write_lines(tmp_path / "bucc2018" / f"de-en.test.{side}", lines)
+    with pytest.raises(XstiltsError, match=message):
+        load_examples(get_task("bucc2018"), "test", "de", tmp_path)
+
+
+def test_tasks_listing_counts_retrieval_rows(data_dir):
+    tatoeba = describe("tatoeba", data_dir)
+    assert tatoeba["kind"] == "embedding" and tatoeba["splits"]["test"]["rows"] == dict.fromkeys(TATOEBA_HERE, 1000)
+    assert describe("bucc2018", data_dir)["splits"]["test"]["rows"] == {}  # no BUCC files in the data folder

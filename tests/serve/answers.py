@@ -99,3 +99,43 @@ def check_v2_pairs(client: httpx.Client, repository: Path, data_dir: Path, name:
 
 
 ANSWER_CHECKS = (check_v1_pairs, check_v1_choices, check_v2_pairs)
+
+EMBED_LANGUAGES = ("en", "de", "zh", "sw")
+
+
+def direct_embeddings(folder: Path, texts: list[str]) -> list[np.ndarray]:
+    """The embedding bundle in ``folder`` run without the server, one text at a time, its prefix added here."""
+    import json
+
+    from tokenizers import Tokenizer
+
+    prefix = json.loads((folder / "bundle.json").read_text())["embedding"]["prefix"]
+    tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
+    session = ort.InferenceSession(str(folder / "model.onnx"), providers=["CPUExecutionProvider"])
+    rows = []
+    for text in texts:
+        encoding = tokenizer.encode(prefix + text)
+        feeds = {
+            "input_ids": np.array([encoding.ids], dtype=np.int64),
+            "attention_mask": np.array([encoding.attention_mask], dtype=np.int64),
+        }
+        rows.append(session.run(["embedding"], feeds)[0][0])
+    return rows
+
+
+def embed_texts(data_dir: Path) -> list[str]:
+    """Real XNLI premises in several languages, interleaved."""
+    return [e.text_a for e in real_examples("xnli", "test", EMBED_LANGUAGES, data_dir)]
+
+
+def check_v1_embed(client: httpx.Client, repository: Path, data_dir: Path, name: str = "tiny-embed") -> None:
+    """``POST /v1/models/{name}/embed`` with real sentences gives each its vector from the bundle alone."""
+    texts = embed_texts(data_dir)
+    response = client.post(f"/v1/models/{name}/embed", json={"inputs": texts})
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    assert answer["variant"] == "fp32", "the answer checks need the fp32 bundle (int8 answers move with neighbours)"
+    assert_answers(answer["embeddings"], direct_embeddings(repository / name / "fp32", texts), "v1 embed")
+
+
+EMBED_CHECKS = (check_v1_embed,)

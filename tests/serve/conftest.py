@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -20,6 +21,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.helpers import export_tiny_embedding
 from xstilts.bench.servers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -159,6 +161,15 @@ def loading_server(repository: Path, **settings) -> Iterator[tuple[ThreadServer,
 def repository(tiny_repository: Path) -> Path:
     """The tiny repository: tiny-xnli (fp32, int8) and tiny-xcopa (fp32)."""
     return tiny_repository
+
+
+@pytest.fixture(scope="session")
+def embedding_repository(tiny_repository: Path, data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """tiny-embed (fp32, int8: layer 1, mean pooling, prefix ``query: ``) next to a copy of tiny-xnli's fp32."""
+    repository = tmp_path_factory.mktemp("embedding-repository")
+    export_tiny_embedding(repository, data_dir)
+    shutil.copytree(tiny_repository / "tiny-xnli" / "fp32", repository / "tiny-xnli" / "fp32")
+    return repository
 
 
 @pytest.fixture(scope="module")

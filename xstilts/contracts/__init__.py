@@ -8,5 +8,6 @@
 - :mod:`~xstilts.contracts.results`: the typed bench results (``results.json``).
 - :mod:`~xstilts.contracts.hashing`: digests of files and of JSON-able settings.
 - :mod:`~xstilts.contracts.interface`: the graph interface of each task kind (inputs, output, dynamic axes).
+- :mod:`~xstilts.contracts.embedding`: how an encoder turns a text into a sentence vector (layer, pooling, prefix).
 - :mod:`~xstilts.contracts.names`: the base of the string-valued enums.
 """

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from xstilts.contracts.embedding import EmbeddingSpec
 from xstilts.contracts.kinds import TaskKind
 from xstilts.errors import XstiltsError
 
@@ -81,6 +82,7 @@ class BundleManifest:
     optimization: str | None = None  # None | O1..O4
     execution: dict[str, Any] = field(default_factory=dict)  # provider settings, e.g. {"tensorrt": {...}}
     tensorrt_profile: TensorRTProfile | None = None  # set for variants meant for TensorRT
+    embedding: EmbeddingSpec | None = None  # set for embedding bundles: layer, pooling, prefix, normalize, dimension
     files: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> {"sha256", "bytes"}
     lineage: dict[str, Any] = field(default_factory=dict)
     parity: dict[str, Any] = field(default_factory=dict)
@@ -106,6 +108,8 @@ class BundleManifest:
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["kind"] = self.kind.value
+        if self.embedding is None:
+            del data["embedding"]  # only embedding bundles have it: other bundles' files stay as they were
         return data
 
     @classmethod
@@ -122,10 +126,15 @@ class BundleManifest:
             data["kind"] = TaskKind(kind)
             if data.get("tensorrt_profile") is not None:
                 data["tensorrt_profile"] = TensorRTProfile.from_json(data["tensorrt_profile"])
+            if data.get("embedding") is not None:
+                data["embedding"] = EmbeddingSpec.from_json(data["embedding"], f"{where}: embedding")
             manifest = cls(**data)
         except (KeyError, TypeError, ValueError) as exc:
             raise XstiltsError(f"{where}: not a valid bundle manifest ({exc})") from None
-        if not manifest.labels:
+        if manifest.kind is TaskKind.EMBEDDING:
+            if manifest.embedding is None or manifest.embedding.dimension is None:
+                raise XstiltsError(f"{where}: an embedding bundle records its embedding setting with its dimension")
+        elif not manifest.labels:
             raise XstiltsError(f"{where}: no labels")
         return manifest
 

@@ -18,7 +18,8 @@ from xstilts.errors import XstiltsError
 BATCH, CHOICES, SEQUENCE = "batch_size", "num_choices", "sequence_length"  # optimum's axis names
 TOKEN_INPUTS = ("input_ids", "attention_mask")  # what the tokenizer gives, in every graph
 ZERO_INPUTS = ("token_type_ids",)  # what some architectures (BERT) also take; XLM-R's tokenizer leaves them zero
-OUTPUT = "logits"
+OUTPUT = "logits"  # a classifier's output; an embedding graph's is EMBEDDING_OUTPUT
+EMBEDDING_OUTPUT = "embedding"
 
 Axes = dict[int, str]
 
@@ -30,11 +31,12 @@ def token_feeds(ids: Any, mask: Any) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class GraphInterface:
-    """The named dynamic axes of a kind's token inputs and of its logits."""
+    """The named dynamic axes of a kind's token inputs and of its one output (``output``: its name)."""
 
     kind: TaskKind
     token_axes: tuple[str, ...]
-    logits_axes: tuple[str, ...]  # the dynamic ones; a classifier's label axis is fixed
+    output_axes: tuple[str, ...]  # the dynamic ones; a classifier's label axis and a vector's dimension are fixed
+    output: str = OUTPUT
 
     @property
     def inputs(self) -> dict[str, Axes]:
@@ -43,7 +45,7 @@ class GraphInterface:
 
     @property
     def outputs(self) -> dict[str, Axes]:
-        return {OUTPUT: dict(enumerate(self.logits_axes))}
+        return {self.output: dict(enumerate(self.output_axes))}
 
     def check_onnx_config(self, onnx_config: Any) -> None:
         """Fail unless optimum's config for the architecture declares this interface (plus optional zero inputs)."""
@@ -80,6 +82,7 @@ INTERFACES: Mapping[TaskKind, GraphInterface] = {
     TaskKind.PAIR: GraphInterface(TaskKind.PAIR, (BATCH, SEQUENCE), (BATCH,)),
     TaskKind.SINGLE: GraphInterface(TaskKind.SINGLE, (BATCH, SEQUENCE), (BATCH,)),
     TaskKind.MULTIPLE_CHOICE: GraphInterface(TaskKind.MULTIPLE_CHOICE, (BATCH, CHOICES, SEQUENCE), (BATCH, CHOICES)),
+    TaskKind.EMBEDDING: GraphInterface(TaskKind.EMBEDDING, (BATCH, SEQUENCE), (BATCH,), EMBEDDING_OUTPUT),
 }
 
 

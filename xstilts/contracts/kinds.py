@@ -11,3 +11,4 @@ class TaskKind(Name):
     PAIR = "pair_classification"
     SINGLE = "single_classification"
     MULTIPLE_CHOICE = "multiple_choice"
+    EMBEDDING = "embedding"  # sentence retrieval: no head, the encoder's pooled vector of a layer

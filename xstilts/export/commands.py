@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 from typing import Any
 
+from xstilts.contracts.kinds import TaskKind
 from xstilts.errors import XstiltsError
+from xstilts.export.embedding_parity import LANGUAGES
 from xstilts.export.variants import VARIANTS
 from xstilts.output import print_json, print_table
 from xstilts.tasks.commands import add_data_dir
@@ -31,11 +34,32 @@ def register(subparsers) -> None:
         epilog=f"variants:\n{listing}",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("checkpoint", type=Path, help="a target checkpoint folder written by 'xstilts train'")
+    parser.add_argument(
+        "checkpoint",
+        metavar="CHECKPOINT_OR_MODEL",
+        help="a target checkpoint folder written by 'xstilts train'; with --kind embedding, also a model alias "
+        "(me5-small) or a phase folder (its encoder)",
+    )
     parser.add_argument("--repository", type=Path, required=True, help="the model repository folder")
     parser.add_argument("--name", required=True, help="the bundle's name in the repository (must not exist yet)")
     parser.add_argument("--variants", default="fp32,int8", help="comma-separated variants (default: fp32,int8)")
     add_data_dir(parser)
+    embedding = parser.add_argument_group("embedding bundles (--kind embedding)")
+    embedding.add_argument(
+        "--kind", choices=(TaskKind.EMBEDDING.value,), help="export the encoder's sentence vectors, not the head"
+    )
+    embedding.add_argument(
+        "--layer", type=int, help="hidden state to pool: 0 embeddings .. N last (default: the model's measured best)"
+    )
+    embedding.add_argument("--pooling", choices=("mean", "cls"), help="default: the model's (mean)")
+    embedding.add_argument(
+        "--prefix", help="prepended to every text by the server (default: the model's, e5: 'query: ')"
+    )
+    embedding.add_argument("--no-normalize", action="store_true", help="raw vectors, not scaled to unit length")
+    embedding.add_argument("--max-length", type=int, help="token limit (default: the encoder's, at most 512)")
+    embedding.add_argument(
+        "--languages", default=",".join(LANGUAGES), help="XNLI languages retrieved against English by the gate"
+    )
     gate = parser.add_argument_group("parity gate")
     gate.add_argument("--parity-examples", type=int, default=200, help="items per language (default: 200)")
     gate.add_argument(
@@ -67,25 +91,8 @@ def run(args: argparse.Namespace) -> int:
     _quiet_libraries()
     from xstilts.contracts.bundle import load_manifest
     from xstilts.export.measure import measure_bundles
-    from xstilts.export.pipeline import export_checkpoint
 
-    folders = export_checkpoint(
-        args.checkpoint,
-        args.repository,
-        args.name,
-        args.variants,
-        data_dir=args.data_dir,
-        parity_examples=args.parity_examples,
-        max_accuracy_drop=args.max_accuracy_drop,
-        keep_failed=args.keep_failed,
-        seed=args.seed,
-        opset=args.opset,
-        int8_target=args.int8_target,
-        per_channel=not args.per_tensor,
-        calibration_examples=args.calibration_examples,
-        trt_batch=args.trt_batch,
-        trt_sequence=args.trt_sequence,
-    )
+    folders = _export_embedding(args) if args.kind else _export_checkpoint(args)
     report: dict[str, Any] = {"bundles": {}}
     for folder in folders:
         manifest = load_manifest(folder)
@@ -102,6 +109,59 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _export_checkpoint(args: argparse.Namespace) -> list[Path]:
+    from xstilts.export.pipeline import export_checkpoint
+
+    embedding_only = [f"--{n.replace('_', '-')}" for n in ("layer", "max_length") if getattr(args, n) is not None]
+    if embedding_only:
+        raise XstiltsError(f"{', '.join(embedding_only)} only apply to --kind embedding")
+    return export_checkpoint(
+        Path(args.checkpoint),
+        args.repository,
+        args.name,
+        args.variants,
+        **_shared_options(args),
+        calibration_examples=args.calibration_examples,
+        trt_batch=args.trt_batch,
+        trt_sequence=args.trt_sequence,
+    )
+
+
+def _export_embedding(args: argparse.Namespace) -> list[Path]:
+    from xstilts.export.embedding import export_embedding, resolve_encoder_folder
+    from xstilts.retrieval.encoders import default_spec
+
+    folder = resolve_encoder_folder(args.checkpoint)
+    layers = int(json.loads((folder / "config.json").read_text())["num_hidden_layers"])
+    spec = default_spec(
+        str(args.checkpoint), folder, layers, args.layer, args.pooling, args.prefix, normalize=not args.no_normalize
+    )
+    return export_embedding(
+        args.checkpoint,
+        args.repository,
+        args.name,
+        spec,
+        args.variants,
+        **_shared_options(args),
+        languages=[lang.strip() for lang in args.languages.split(",") if lang.strip()],
+        max_length=args.max_length,
+    )
+
+
+def _shared_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The data, gate and build options both kinds of export take."""
+    return {
+        "data_dir": args.data_dir,
+        "parity_examples": args.parity_examples,
+        "max_accuracy_drop": args.max_accuracy_drop,
+        "keep_failed": args.keep_failed,
+        "seed": args.seed,
+        "opset": args.opset,
+        "int8_target": args.int8_target,
+        "per_channel": not args.per_tensor,
+    }
+
+
 def _parity_line(parity: dict[str, Any]) -> str:
     if parity["status"] == "skipped":
         graph = parity.get("graph_on_cpu")
@@ -109,6 +169,12 @@ def _parity_line(parity: dict[str, Any]) -> str:
         return f"skipped ({parity['reason']}){checked}"
     averages = parity["average_accuracy"]
     kept = ", KEPT DESPITE FAILURE" if parity.get("kept_despite_failure") else ""
+    if "cosine" in parity:
+        cosine = parity["cosine"]
+        return (
+            f"{parity['status']}{kept}: top-1 retrieval {averages['variant']:.2%} vs {averages['reference']:.2%}, "
+            f"cosine to PyTorch mean {cosine['mean']:.5f}, min {cosine['min']:.5f}"
+        )
     diff = parity["max_abs_logit_diff"]
     return (
         f"{parity['status']}{kept}: accuracy {averages['variant']:.2%} vs {averages['reference']:.2%}, "

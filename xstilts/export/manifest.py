@@ -11,6 +11,7 @@ from xstilts import __version__
 from xstilts.atomic import write_json_atomic
 from xstilts.contracts.bundle import BUNDLE_FILE, MODEL_FILE, BundleManifest, TensorRTProfile
 from xstilts.contracts.checkpoint import CheckpointInfo
+from xstilts.contracts.embedding import EmbeddingSpec
 from xstilts.contracts.kinds import TaskKind
 from xstilts.export.graph import file_digests, graph_interface
 from xstilts.export.variants import Variant
@@ -47,6 +48,7 @@ def write_manifest(
     profile: TensorRTProfile,
     build: dict[str, Any],
     parity: dict[str, Any],
+    embedding: EmbeddingSpec | None = None,
 ) -> BundleManifest:
     """Describe the finished files of ``folder`` in its ``bundle.json`` (written last, atomically)."""
     inputs, outputs, opset = graph_interface(folder / MODEL_FILE)
@@ -64,6 +66,7 @@ def write_manifest(
         precision=variant.precision,
         optimization=variant.optimization,
         tensorrt_profile=profile if variant.tensorrt else None,
+        embedding=embedding,
         files=file_digests(folder),
         lineage=dict(info.lineage),
         parity=parity,

@@ -17,6 +17,39 @@ OPTIMUM_TASKS = {
     TaskKind.MULTIPLE_CHOICE: "multiple-choice",
 }
 EXTERNAL_DATA_SUFFIX = "_data"
+SENTENCE_OPSET = 17  # optimum's default for XLM-R and BERT
+
+
+def export_sentence_graph(module: Any, config: Any, folder: Path, opset: int | None = None) -> Path:
+    """Trace a sentence-embedding module (:func:`xstilts.export.pooling.sentence_module`) to ``folder/model.onnx``.
+
+    optimum's feature-extraction config outputs every token's state, not a pooled vector, so this module is
+    traced by ``torch.onnx.export`` with the embedding kind's declared inputs, output and dynamic axes; the
+    written graph is checked against that interface.
+    """
+    import torch
+
+    interface = interface_of(TaskKind.EMBEDDING)
+    target = folder / "model.onnx"
+    folder.mkdir(parents=True, exist_ok=True)
+    config.save_pretrained(folder)  # optimum's quantizer reads the architecture from it
+    ids = torch.tensor([[0, 10, 11, 12, 2], [0, 13, 2, 1, 1]], dtype=torch.long)
+    mask = (ids != 1).long()
+    axes = {**interface.inputs, **interface.outputs}
+    with torch.no_grad():
+        torch.onnx.export(
+            module,
+            (ids, mask),
+            str(target),
+            input_names=list(interface.inputs),
+            output_names=[interface.output],
+            dynamic_axes=axes,
+            opset_version=opset or SENTENCE_OPSET,
+            dynamo=False,
+        )
+    inputs, outputs, _ = graph_interface(target)
+    interface.check_graph(inputs, outputs, "the exported float32 sentence-embedding graph")
+    return target
 
 
 def export_fp32(model: Any, kind: TaskKind, folder: Path, opset: int | None = None) -> Path:

@@ -21,7 +21,7 @@ from xstilts.errors import XstiltsError
 from xstilts.export.encode import Encoder, complete_feeds
 from xstilts.export.graph import graph_interface
 from xstilts.export.variants import Variant
-from xstilts.tasks.encoding import example_segments
+from xstilts.tasks.encoding import Segments, example_segments
 
 BATCH_SIZE = 32
 
@@ -39,6 +39,11 @@ def check_tokenizer(
 ) -> int:
     """Fail unless the serving tokenizer gives the checkpoint tokenizer's ids on every sampled sequence."""
     segments = [s for ex in sample.examples.values() for e in ex for s in example_segments(kind, e)]
+    return check_segments(hf_tokenizer, encoder, segments, max_length)
+
+
+def check_segments(hf_tokenizer: Any, encoder: Encoder, segments: list[Segments], max_length: int) -> int:
+    """Fail unless the serving tokenizer gives ``hf_tokenizer``'s ids on every segment pair; returns how many."""
     served = encoder.token_ids(segments)
     firsts = [a for a, _ in segments]
     seconds = [b for _, b in segments]
@@ -192,6 +197,10 @@ class Gate:
             **metrics,
             "kept_despite_failure": False,
         }
+
+    @staticmethod
+    def rejection(name: str, parity: dict[str, Any]) -> str:
+        return rejection_message(name, parity)
 
     def _compare(self, folder: Path, provider: str) -> dict[str, Any]:
         candidate = onnx_logits(folder / MODEL_FILE, provider, self.feeds)

@@ -16,15 +16,17 @@ import numpy as np
 from xstilts.atomic import staged_dir
 from xstilts.contracts.bundle import TOKENIZER_FILE, TensorRTProfile, TensorSpec
 from xstilts.contracts.checkpoint import CheckpointInfo
+from xstilts.contracts.embedding import EmbeddingSpec
 from xstilts.contracts.evaluation import EvaluationSample, load_evaluation_sample
 from xstilts.contracts.hashing import file_sha256
 from xstilts.contracts.kinds import TaskKind
 from xstilts.errors import XstiltsError
+from xstilts.export.embedding_parity import EmbeddingGate
 from xstilts.export.encode import Encoder, complete_feeds, configure_tokenizer
 from xstilts.export.graph import graph_interface
 from xstilts.export.hardware import cpu_int8_target
 from xstilts.export.manifest import write_manifest
-from xstilts.export.parity import Gate, check_tokenizer, make_feeds, reference_logits, rejection_message
+from xstilts.export.parity import Gate, check_tokenizer, make_feeds, reference_logits
 from xstilts.export.variants import TRT_BATCH, BuildContext, Variant, resolve_variants
 from xstilts.paths import resolve_data_dir
 from xstilts.tasks import get_task, load_examples, sample, training_data
@@ -63,7 +65,7 @@ def export_checkpoint(
     """
     checkpoint, repository = Path(checkpoint), Path(repository)
     info = _load_info(checkpoint)
-    target = _new_bundle_folder(repository, name)
+    target = new_bundle_folder(repository, name)
     chosen = resolve_variants(variants)
     profile = TensorRTProfile(
         batch=trt_batch or TRT_BATCH, sequence=trt_sequence or (1, min(128, info.max_length), info.max_length)
@@ -82,19 +84,14 @@ def export_checkpoint(
         )
         gate = Gate(reference.logits, reference.feeds, sample_, max_accuracy_drop, reference.sequences_checked)
         writer = VariantWriter(checkpoint, info, name, profile, context, gate, reference.tokenizer, keep_failed)
-        rejected = [message for variant in chosen if (message := writer.write(variant, stage / variant.name))]
-        if rejected:
-            raise XstiltsError(
-                f"parity gate rejected {'; '.join(rejected)}. Nothing was written: drop the variant, raise "
-                "--max-accuracy-drop, or pass --keep-failed to keep it marked as failed"
-            )
+        write_variants(writer, chosen, stage)
         shutil.rmtree(work)
         if target.exists():
             raise XstiltsError(f"{target} appeared while exporting (another export of the same name?): kept it")
     return [target / v.name for v in chosen]
 
 
-def _new_bundle_folder(repository: Path, name: str) -> Path:
+def new_bundle_folder(repository: Path, name: str) -> Path:
     """``repository/name``, checked to be a valid bundle name that does not exist yet."""
     if not NAME_PATTERN.match(name):
         raise XstiltsError(f"bundle name {name!r} must be letters, digits, '.', '_' or '-', not starting with a symbol")
@@ -144,9 +141,10 @@ class VariantWriter:
     name: str
     profile: TensorRTProfile
     context: BuildContext
-    gate: Gate
+    gate: Gate | EmbeddingGate
     tokenizer: Path
     keep_failed: bool
+    embedding: EmbeddingSpec | None = None
 
     def write(self, variant: Variant, folder: Path) -> str | None:
         """Write ``folder``; a variant failing the gate is removed (and its rejection returned) unless kept."""
@@ -158,11 +156,22 @@ class VariantWriter:
         log.info("parity of %s: %s", variant.name, parity["status"])
         if parity["status"] == "failed":
             if not self.keep_failed:
-                return rejection_message(variant.name, parity)
+                return self.gate.rejection(variant.name, parity)
             parity["kept_despite_failure"] = True
         origin = _checkpoint_facts(self.checkpoint)
-        write_manifest(folder, self.name, variant, self.info, self.profile, {**build, "checkpoint": origin}, parity)
+        build = {**build, "checkpoint": origin}
+        write_manifest(folder, self.name, variant, self.info, self.profile, build, parity, self.embedding)
         return None
+
+
+def write_variants(writer: VariantWriter, variants: Sequence[Variant], stage: Path) -> None:
+    """Write each variant into ``stage``; if the gate rejected any, raise (and the staged folder is discarded)."""
+    rejected = [message for variant in variants if (message := writer.write(variant, stage / variant.name))]
+    if rejected:
+        raise XstiltsError(
+            f"parity gate rejected {'; '.join(rejected)}. Nothing was written: drop the variant, raise "
+            "--max-accuracy-drop, or pass --keep-failed to keep it marked as failed"
+        )
 
 
 def _load_info(checkpoint: Path) -> CheckpointInfo:

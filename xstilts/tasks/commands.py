@@ -6,7 +6,7 @@ import argparse
 
 from xstilts.output import print_json, print_table
 from xstilts.paths import resolve_data_dir
-from xstilts.tasks.loading import get_task, load_examples
+from xstilts.tasks.loading import get_task, load_examples, present_languages
 from xstilts.tasks.protocol import ZERO_SHOT
 from xstilts.tasks.registry import TASKS
 
@@ -28,7 +28,9 @@ def describe(name: str, data_dir) -> dict:
     task = get_task(name)
     splits = {}
     for split_name, split in task.splits.items():
-        counts = {lang: len(load_examples(task, split_name, lang, data_dir)) for lang in split.languages}
+        # a present_only split (Tatoeba, BUCC) lists the languages the data folder holds, possibly none
+        languages = present_languages(task, split_name, data_dir) if split.present_only else split.languages
+        counts = {lang: len(load_examples(task, split_name, lang, data_dir)) for lang in languages}
         splits[split_name] = {"rows": counts, **({"note": split.note} if split.note else {})}
     entry = {
         "name": task.name,

@@ -14,9 +14,12 @@ def choice_segments(premise: str, question: str | None, choices: tuple[str, ...]
 
 
 def example_segments(kind: TaskKind, example: Example) -> list[Segments]:
-    """The segment pairs to tokenize for ``example``: one for classification, one per choice for multiple choice."""
+    """The segment pairs to tokenize for ``example``: one for classification, one per choice for multiple choice,
+    one per side (the sentence, its English counterpart) for retrieval."""
     if kind is TaskKind.MULTIPLE_CHOICE:
         return choice_segments(example.text_a, example.text_b, example.choices)
     if kind is TaskKind.SINGLE:
         return [(example.text_a, None)]
+    if kind is TaskKind.EMBEDDING:  # retrieval: each side is embedded alone (with the model's prefix, if any)
+        return [(example.text_a, None), (example.text_b or "", None)]
     return [(example.text_a, example.text_b)]

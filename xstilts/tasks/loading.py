@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -29,9 +30,15 @@ def get_split(task: Task, split: str) -> Split:
         ) from None
 
 
-def resolve_languages(task: Task, split: str, languages: str | Iterable[str] | None) -> tuple[str, ...]:
-    """Expand ``all``/None to the split's languages and check every named language exists in it."""
-    available = get_split(task, split).languages
+def resolve_languages(
+    task: Task, split: str, languages: str | Iterable[str] | None, data_dir: Path | None = None
+) -> tuple[str, ...]:
+    """Expand ``all``/None to the split's languages and check every named language exists in it.
+
+    For a ``present_only`` split with ``data_dir`` given, the languages are those present there.
+    """
+    spec = get_split(task, split)
+    available = present_languages(task, split, data_dir) if spec.present_only and data_dir else spec.languages
     if languages is None or languages == "all":
         return available
     wanted = tuple(languages.split(",")) if isinstance(languages, str) else tuple(languages)
@@ -43,13 +50,47 @@ def resolve_languages(task: Task, split: str, languages: str | Iterable[str] | N
     return wanted
 
 
-def split_files(task: Task, split: str, language: str, data_dir: Path) -> list[Path]:
-    """The files holding ``task``/``split`` in ``language``, from the first layout present in ``data_dir``."""
-    templates = get_split(task, split).templates_for(language)
-    for template in templates:
+def _language_pattern(part: str) -> re.Pattern:
+    """A path template part as a regular expression whose every ``{lang}`` matches the same language code."""
+    first, *rest = part.split("{lang}")
+    pattern = re.escape(first)
+    for i, piece in enumerate(rest):
+        pattern += ("(?P<lang>[A-Za-z_-]+)" if i == 0 else "(?P=lang)") + re.escape(piece)
+    return re.compile(pattern)
+
+
+def present_languages(task: Task, split: str, data_dir: Path) -> tuple[str, ...]:
+    """The languages of ``task``/``split`` whose files ``data_dir`` holds, in any layout: declared ones first, in
+    order, then (for a ``present_only`` split) any other language found in the layout, sorted."""
+    spec = get_split(task, split)
+    found: set[str] = set()
+    if spec.present_only:
+        for template in spec.layouts:
+            first = template.split("+")[0]
+            pattern = _language_pattern(first)
+            for path in data_dir.glob(first.replace("{lang}", "*")):
+                match = pattern.fullmatch(path.relative_to(data_dir).as_posix())
+                if match:
+                    found.add(match["lang"])
+    present = [lang for lang in (*spec.languages, *sorted(found - set(spec.languages))) if _files(spec, lang, data_dir)]
+    return tuple(present)
+
+
+def _files(spec: Split, language: str, data_dir: Path) -> list[Path] | None:
+    for template in spec.templates_for(language):
         paths = [data_dir / part.format(lang=language) for part in template.split("+")]
         if all(path.is_file() for path in paths):
             return paths
+    return None
+
+
+def split_files(task: Task, split: str, language: str, data_dir: Path) -> list[Path]:
+    """The files holding ``task``/``split`` in ``language``, from the first layout present in ``data_dir``."""
+    spec = get_split(task, split)
+    paths = _files(spec, language, data_dir)
+    if paths is not None:
+        return paths
+    templates = spec.templates_for(language)
     expected = " or ".join(str(data_dir / t.split("+")[0].format(lang=language)) for t in templates)
     raise XstiltsError(
         f"{task.name} {split} ({language}) not found: expected {expected}; "

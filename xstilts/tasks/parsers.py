@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Sequence
 from pathlib import Path
 
 from xstilts.errors import XstiltsError
 from xstilts.tasks.formats import csv_records, glue_json_records, jsonl_records, read_all, tsv_records, tsv_rows
+from xstilts.tasks.mining import read_mining_set
 from xstilts.tasks.types import Example
 
 NLI_LABELS = ("entailment", "neutral", "contradiction")
@@ -164,3 +166,79 @@ def cosmosqa(paths: Sequence[Path], language: str) -> list[Example]:
 def in_half(uid: str, half: int) -> bool:
     """Deterministic two-way split of item ids by hash, independent of row order and language."""
     return int(hashlib.sha256(uid.encode()).hexdigest(), 16) % 2 == half
+
+
+# --- retrieval: text_a in the language, text_b its English counterpart, label its index ---------------------------
+
+
+def _plain_lines(path: Path) -> list[str]:
+    with path.open(encoding="utf-8", newline="") as handle:
+        return [line.rstrip("\n").rstrip("\r") for line in handle]
+
+
+def tatoeba(paths: Sequence[Path], language: str) -> list[Example]:
+    """LASER's Tatoeba test files: ``tatoeba.{xxx}-eng.{xxx}`` and ``.eng``, line-aligned (item ids per language)."""
+    source_path, english_path = paths
+    source, english = _plain_lines(source_path), _plain_lines(english_path)
+    if len(source) != len(english):
+        raise XstiltsError(
+            f"{source_path} has {len(source)} lines but {english_path} has {len(english)}: "
+            "Tatoeba files must be line-aligned"
+        )
+    return [
+        Example(f"tatoeba-{language}/{i}", language, text, eng, i)
+        for i, (text, eng) in enumerate(zip(source, english, strict=True))
+    ]
+
+
+def _premises(path: Path) -> dict[str, str]:
+    """XNLI premises by promptID (each premise once), from the labelled layout."""
+    premises: dict[str, str] = {}
+    for record in tsv_records(path):
+        if "promptID" not in record:
+            raise XstiltsError(f"{path}: no promptID column (the premise proxy reads the labelled XNLI layout)")
+        premises.setdefault(record["promptID"], record["premise"])
+    return premises
+
+
+def xnli_premises(paths: Sequence[Path], language: str) -> list[Example]:
+    """XNLI test premises, deduplicated by promptID, paired with the English premise of the same promptID."""
+    source_path, english_path = paths
+    source, english = _premises(source_path), _premises(english_path)
+    if source.keys() != english.keys():
+        raise XstiltsError(f"{source_path} and {english_path} hold different premise ids (promptID)")
+    return [
+        Example(f"xnli-test/premise/{pid}", language, text, english[pid], i)
+        for i, (pid, text) in enumerate(source.items())
+    ]
+
+
+def _contexts(path: Path) -> list[tuple[str, str]]:
+    """(article/paragraph position, context) of a SQuAD-format file, in order."""
+    data = json.loads(path.read_text(encoding="utf-8")).get("data", [])
+    return [
+        (f"{a}/{p}", paragraph["context"])
+        for a, article in enumerate(data)
+        for p, paragraph in enumerate(article["paragraphs"])
+    ]
+
+
+def xquad_contexts(paths: Sequence[Path], language: str) -> list[Example]:
+    """XQuAD's 240 paragraphs, parallel by position across languages, each once, paired with the English one."""
+    source_path, english_path = paths
+    source, english = _contexts(source_path), _contexts(english_path)
+    if [key for key, _ in source] != [key for key, _ in english]:
+        raise XstiltsError(f"{source_path} and {english_path} do not hold the same articles and paragraphs")
+    return [
+        Example(f"xquad/context/{key}", language, text, eng, i)
+        for i, ((key, text), (_, eng)) in enumerate(zip(source, english, strict=True))
+    ]
+
+
+def bucc2018(paths: Sequence[Path], language: str) -> list[Example]:
+    """BUCC gold pairs as examples (the mining itself reads the whole ``MiningSet``)."""
+    mining = read_mining_set(paths, language)
+    return [
+        Example(f"bucc2018-{language}/{src}", language, mining.source[src], mining.target[tgt], i)
+        for i, (src, tgt) in enumerate(mining.gold)
+    ]

@@ -13,11 +13,34 @@ XNLI_LANGUAGES = ("en", "ar", "bg", "de", "el", "es", "fr", "hi", "ru", "sw", "t
 PAWSX_LANGUAGES = ("en", "de", "es", "fr", "ja", "ko", "zh")
 XCOPA_LANGUAGES = ("et", "ht", "id", "it", "qu", "sw", "ta", "th", "tr", "vi", "zh")
 EN = ("en",)
+# XTREME's 36 Tatoeba languages as the ISO 639-3 codes of LASER's file names; XTREME's codes, in order:
+# af ar bn bg zh de el et eu fi fr he hi hu id it jv ja ka kk ko ml mr nl fa pt ru es sw ta te tl th tr ur vi
+TATOEBA_LANGUAGES = (
+    "afr", "ara", "ben", "bul", "cmn", "deu", "ell", "est", "eus", "fin", "fra", "heb",
+    "hin", "hun", "ind", "ita", "jav", "jpn", "kat", "kaz", "kor", "mal", "mar", "nld",
+    "pes", "por", "rus", "spa", "swh", "tam", "tel", "tgl", "tha", "tur", "urd", "vie",
+)  # fmt: skip
+XQUAD_LANGUAGES = ("en", "ar", "de", "el", "es", "hi", "ro", "ru", "th", "tr", "vi", "zh")
+BUCC_LANGUAGES = ("de", "fr", "ru", "zh")
+_TATOEBA_LAYOUTS = (
+    "tatoeba/laser_v1/tatoeba.{lang}-eng.{lang}+tatoeba/laser_v1/tatoeba.{lang}-eng.eng",
+    "tatoeba/tatoeba.{lang}-eng.{lang}+tatoeba/tatoeba.{lang}-eng.eng",
+)
+
+
+def _bucc_layout(split: str) -> tuple[str, ...]:
+    return ("+".join(f"bucc2018/{{lang}}-en.{split}.{side}" for side in ("{lang}", "en", "gold")),)
+
 
 # PAWS-X has no English training set here. Its dev rows are translations of the same English pairs, so the
 # zero-shot protocol splits the items by a hash of their id: English items of half 0 train, every language's
 # items of half 1 evaluate. No evaluated item is a translation of a trained one.
 _PAWSX_DEV_LAYOUTS = ("pawsx/xtreme_format/dev-{lang}.tsv", "pawsx/dev-{lang}.tsv")
+
+
+def _retrieval(name: str, splits: dict[str, Split], description: str, license: str) -> Task:
+    """A retrieval task: no labels, nothing to train on, evaluated on its test split (the encoder is used as is)."""
+    return Task(name, TaskKind.EMBEDDING, (), splits, "", "test", description, license)
 
 
 def _pawsx_half(half: int):
@@ -194,6 +217,47 @@ TASKS: dict[str, Task] = {
             eval_split="dev",
             description="Cosmos QA (its validation file, used as intermediate training data)",
             license="CC BY 4.0",
+        ),
+        _retrieval(
+            "tatoeba",
+            {"test": Split(TATOEBA_LANGUAGES, _TATOEBA_LAYOUTS, parsers.tatoeba, present_only=True)},
+            "Tatoeba sentence retrieval xx->en (LASER test files, 1,000 pairs per language)",
+            "CC BY 2.0 FR (Tatoeba)",
+        ),
+        _retrieval(
+            "xnli_premises",
+            {
+                "test": Split(
+                    XNLI_LANGUAGES,
+                    ("xnli/labeled/test-{lang}.tsv+xnli/labeled/test-en.tsv",),
+                    parsers.xnli_premises,
+                    note="XNLI test premises, each once (by promptID), retrieved against English",
+                )
+            },
+            "XNLI test premises as Tatoeba-style retrieval against English (a parallel proxy)",
+            "CC BY-NC 4.0",
+        ),
+        _retrieval(
+            "xquad_contexts",
+            {
+                "test": Split(
+                    XQUAD_LANGUAGES,
+                    ("xquad/xquad.{lang}.json+xquad/xquad.en.json",),
+                    parsers.xquad_contexts,
+                    note="XQuAD's 240 paragraphs, each once, retrieved against English",
+                )
+            },
+            "XQuAD paragraphs as Tatoeba-style retrieval against English (a parallel proxy)",
+            "CC BY-SA 4.0",
+        ),
+        _retrieval(
+            "bucc2018",
+            {
+                split: Split(BUCC_LANGUAGES, _bucc_layout(split), parsers.bucc2018, present_only=True)
+                for split in ("dev", "test")
+            },
+            "BUCC 2018 bitext mining xx-en (XTREME layout; rows: gold pairs); margin-based mining",
+            "BUCC 2018 terms (research use)",
         ),
     )
 }

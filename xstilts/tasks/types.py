@@ -17,7 +17,8 @@ class Example:
     ``uid`` names the underlying item, shared by all translations of it: two examples with the same
     ``uid`` in different languages are the same item, which is what the leak checks compare.
     For multiple choice, ``text_a`` is the premise or context, ``text_b`` the question and ``choices``
-    the candidate answers; ``label`` is the index of the right one.
+    the candidate answers; ``label`` is the index of the right one. For retrieval (``TaskKind.EMBEDDING``),
+    ``text_a`` is the sentence in ``language``, ``text_b`` its English counterpart and ``label`` its index.
     """
 
     uid: str
@@ -46,6 +47,9 @@ class Split:
     language_layouts: dict[str, tuple[str, ...]] = field(default_factory=dict)
     keep: Callable[[Example], bool] | None = None
     note: str = ""
+    # True: ``languages`` are those the layout is known to hold (Tatoeba: XTREME's 36), of which a data folder
+    # usually has a few; listings and ``all`` take the languages present, and any other code present loads too.
+    present_only: bool = False
 
     def templates_for(self, language: str) -> tuple[str, ...]:
         return self.language_layouts.get(language, self.layouts)

@@ -5,8 +5,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from xstilts.contracts.kinds import TaskKind
 from xstilts.output import print_json, print_table
 from xstilts.paths import resolve_data_dir
+from xstilts.retrieval.commands import add_arguments as add_retrieval_arguments
+from xstilts.tasks import get_task
 from xstilts.tasks.commands import add_data_dir
 
 RUNS_DIR = Path("runs")
@@ -30,8 +33,12 @@ def register(subparsers) -> None:
     add_data_dir(train)
     train.set_defaults(handler=run_train)
 
-    evaluate = subparsers.add_parser("eval", help="zero-shot accuracy per language of a checkpoint")
-    evaluate.add_argument("checkpoint", type=Path)
+    evaluate = subparsers.add_parser(
+        "eval", help="zero-shot accuracy per language of a checkpoint, or retrieval figures of an encoder"
+    )
+    evaluate.add_argument(
+        "checkpoint", type=Path, help="target checkpoint; for retrieval tasks also a model alias or phase folder"
+    )
     evaluate.add_argument("--task", required=True)
     evaluate.add_argument("--split", help="default: the task's zero-shot evaluation split")
     evaluate.add_argument("--languages", default="all", help="comma-separated list, or all")
@@ -39,6 +46,7 @@ def register(subparsers) -> None:
     evaluate.add_argument("--seed", type=int, default=0)
     evaluate.add_argument("--batch-size", type=int, default=64)
     evaluate.add_argument("--json", action="store_true")
+    add_retrieval_arguments(evaluate)
     add_data_dir(evaluate)
     evaluate.set_defaults(handler=run_eval)
 
@@ -68,6 +76,10 @@ def run_eval(args: argparse.Namespace) -> int:
     from xstilts.contracts.checkpoint import CheckpointInfo
     from xstilts.contracts.evaluation import load_evaluation_sample
 
+    if get_task(args.task).kind is TaskKind.EMBEDDING:
+        from xstilts.retrieval.commands import run as run_retrieval
+
+        return run_retrieval(args)
     CheckpointInfo.load(args.checkpoint)
     data_dir = resolve_data_dir(args.data_dir)
     sample = load_evaluation_sample(args.task, data_dir, args.languages, args.max_per_language, args.seed, args.split)

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from xstilts.contracts.bundle import MODEL_FILE, TOKENIZER_FILE, BundleManifest
-from xstilts.contracts.interface import OUTPUT, TOKEN_INPUTS, ZERO_INPUTS, interface_of
+from xstilts.contracts.interface import TOKEN_INPUTS, ZERO_INPUTS, interface_of
 from xstilts.contracts.kinds import TaskKind
 from xstilts.contracts.providers import TENSORRT, uses_gpu
 from xstilts.errors import XstiltsError
@@ -69,7 +69,8 @@ def check_interface(manifest: BundleManifest, graph_inputs: Sequence[str]) -> No
 
 
 class OnnxEngine:
-    """An ONNX Runtime session for one bundle: ``infer`` pads token ids into the graph's inputs and returns logits."""
+    """An ONNX Runtime session for one bundle: ``infer`` pads token ids into the graph's inputs and returns its
+    output (logits, or an embedding graph's vectors)."""
 
     def __init__(self, session: Any, manifest: BundleManifest, pad_id: int, provider: str, io_binding: bool) -> None:
         check_interface(manifest, [node.name for node in session.get_inputs()])
@@ -79,7 +80,7 @@ class OnnxEngine:
         self.provider = provider
         self.multiple_choice = manifest.kind is TaskKind.MULTIPLE_CHOICE
         self.inputs = [(spec.name, np.dtype(spec.dtype)) for spec in manifest.inputs]
-        self.output_name = OUTPUT
+        self.output_name = interface_of(manifest.kind).output
         self.io_binding = io_binding
         self.device = "cuda" if uses_gpu(provider) else "cpu"
 
@@ -101,7 +102,7 @@ class OnnxEngine:
         return {name: FEEDS[name](ids, mask).astype(dtype, copy=False) for name, dtype in self.inputs}
 
     def infer(self, sequences: Sequence[Sequence[int]], items: int, choices: int = 1) -> np.ndarray:
-        """Logits, [items, num_labels] or [items, choices] for multiple choice."""
+        """The graph's output: logits, [items, num_labels] ([items, choices] for multiple choice), or vectors."""
         feeds = self.feeds(sequences, items, choices)
         if self.io_binding:
             return self._run_bound(feeds)

@@ -1,7 +1,9 @@
-"""One served model: its status, and once loaded, its encoder, engine and batcher; ``infer`` is the one path.
+"""One served model: its status, and once loaded, its encoder, engine and batcher; ``infer`` and ``embed``
+share one path (tokenize, queue, batch).
 
 :meth:`ServedModel.infer` takes a request's items as segment pairs (what each API's codec decodes) and gives
-each item's logits and probabilities, raising :class:`~xstilts.serve.core.errors.ServeError` with a kind when
+each item's logits and probabilities; :meth:`ServedModel.embed` takes texts and gives an embedding model's
+vectors. Both raise :class:`~xstilts.serve.core.errors.ServeError` with a kind when
 the model is not ready, an input is too long, or the queue is full.
 """
 
@@ -16,6 +18,7 @@ from typing import Protocol
 
 import numpy as np
 
+from xstilts.contracts.embedding import EmbeddingSpec
 from xstilts.contracts.kinds import TaskKind
 from xstilts.contracts.names import Name
 from xstilts.serve.core.batcher import Batcher, BatcherClosed, BatchLimits, BatchObserver, NoObserver, QueueFull
@@ -55,6 +58,15 @@ class Outcome:
     truncated: list[bool]
 
 
+@dataclass
+class Embeddings:
+    """Per text: its vector and whether it was truncated; ``tokens``: the real tokens of every text (usage)."""
+
+    vectors: list[np.ndarray]
+    truncated: list[bool]
+    tokens: int
+
+
 class ServedModel:
     """One model as the server sees it: its plan, and once loaded, its encoder, engine and batcher."""
 
@@ -78,6 +90,11 @@ class ServedModel:
     @property
     def multiple_choice(self) -> bool:
         return self.manifest.kind is TaskKind.MULTIPLE_CHOICE
+
+    @property
+    def embedding(self) -> EmbeddingSpec | None:
+        """How the model turns a text into a vector (embedding models only)."""
+        return self.manifest.embedding if self.manifest.kind is TaskKind.EMBEDDING else None
 
     @property
     def provider(self) -> str | None:
@@ -112,8 +129,10 @@ class ServedModel:
         self.observer.tokenized(time.perf_counter() - started)
         return encoded
 
-    async def infer(self, items: Sequence[Sequence[Segments]], truncate: bool = True) -> Outcome:
-        """Tokenize, queue, wait for the batch, and softmax.
+    async def _run(
+        self, items: Sequence[Sequence[Segments]], truncate: bool
+    ) -> tuple[list[np.ndarray], list[EncodedItem]]:
+        """Tokenize, queue and wait for the batch: each item's output rows, and its encoding.
 
         Short requests are tokenized on the event loop (a text pair takes a fraction of a millisecond); long
         ones in a tokenizer thread, so that they do not hold up every other request.
@@ -125,19 +144,43 @@ class ServedModel:
             encoded = await asyncio.get_running_loop().run_in_executor(self.tokenizer_pool, self._encode, items)
         else:
             encoded = self._encode(items)
-        truncated = [e.truncated for e in encoded]
-        if not truncate and any(truncated):
-            first = truncated.index(True)
+        if not truncate and any(e.truncated for e in encoded):
+            first = next(index for index, e in enumerate(encoded) if e.truncated)
             raise invalid(
                 f"inputs.{first} is longer than the model's max_length of {self.manifest.max_length} tokens "
                 "(send truncate: true to cut it)"
             )
         try:
-            logits = await self.batcher.submit(encoded)
+            return await self.batcher.submit(encoded), encoded
         except QueueFull as exc:
             raise overloaded(str(exc), exc.retry_after) from None
         except BatcherClosed as exc:
             raise unavailable(str(exc)) from None
+
+    async def infer(self, items: Sequence[Sequence[Segments]], truncate: bool = True) -> Outcome:
+        """Each item's logits and probabilities (a classification or multiple-choice model)."""
+        if self.embedding is not None:
+            raise invalid(f"model {self.name} is an embedding model: it gives sentence vectors (embed), not labels")
+        logits, encoded = await self._run(items, truncate)
         # multiple-choice items may differ in their number of choices; classification takes one softmax
         probabilities = [softmax(row) for row in logits] if self.multiple_choice else list(softmax(np.stack(logits)))
-        return Outcome(logits, probabilities, truncated)
+        return Outcome(logits, probabilities, [e.truncated for e in encoded])
+
+    async def embed(self, texts: Sequence[str], normalize: bool | None = None, truncate: bool = True) -> Embeddings:
+        """Each text's sentence vector (an embedding model), the bundle's prefix applied here.
+
+        ``normalize`` None gives what the bundle's graph gives; true scales to unit length; false is refused
+        when the graph itself normalises (its raw vectors are gone).
+        """
+        spec = self.embedding
+        if spec is None:
+            raise invalid(f"model {self.name} is a {self.manifest.kind} model: it gives labels (predict), not vectors")
+        if normalize is False and spec.normalize:
+            raise invalid(
+                f"model {self.name}'s graph gives unit vectors (normalize: true in its bundle.json): "
+                "send normalize: true or leave it out"
+            )
+        vectors, encoded = await self._run([[(spec.text(text), None)] for text in texts], truncate)
+        if normalize and not spec.normalize:
+            vectors = [v / max(float(np.linalg.norm(v)), 1e-12) for v in vectors]
+        return Embeddings(vectors, [e.truncated for e in encoded], sum(e.tokens for e in encoded))

@@ -29,15 +29,18 @@ from xstilts.serve.core.state import ServerState
 from xstilts.serve.http.bodies import json_response
 from xstilts.serve.http.errors import error_body, error_response, kind_of, openapi_errors
 from xstilts.serve.http.metrics import Metrics
+from xstilts.serve.http.openai_api import routes as openai_api
+from xstilts.serve.http.openai_api.protocol import EmbeddingsRequest
 from xstilts.serve.http.v1 import routes as v1
-from xstilts.serve.http.v1.protocol import PredictRequest
+from xstilts.serve.http.v1.protocol import EmbedRequest, PredictRequest
 from xstilts.serve.http.v2 import routes as v2
 from xstilts.serve.http.v2.protocol import InferenceRequest
 
 log = logging.getLogger("xstilts.serve")
 
 DESCRIPTION = """Cross-lingual classifiers and multiple-choice models trained with intermediate tasks,
-exported to ONNX. Two APIs: a JSON one (`/v1`) and the Open Inference Protocol (KServe v2, `/v2`).
+and sentence encoders, exported to ONNX. Three APIs: a JSON one (`/v1`), OpenAI's embeddings API
+(`/v1/embeddings`) and the Open Inference Protocol (KServe v2, `/v2`).
 Every error is `{"error": "message", "error_type": "kind"}`."""
 
 bearer = HTTPBearer(auto_error=False, description="the server's API key, when one is configured")
@@ -63,7 +66,7 @@ def _openapi(app: FastAPI) -> Callable[[], dict[str, Any]]:
             return app.openapi_schema
         schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
         components = schema.setdefault("components", {}).setdefault("schemas", {})
-        for model in (PredictRequest, InferenceRequest):
+        for model in (PredictRequest, EmbedRequest, EmbeddingsRequest, InferenceRequest):
             model_schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
             for name, definition in model_schema.pop("$defs", {}).items():
                 components.setdefault(name, definition)
@@ -179,6 +182,7 @@ def create_app(state: ServerState) -> FastAPI:
     names = sorted(state.models)
     versions = sorted({m.variant for m in state.models.values()})
     app.include_router(v1.build_router(api_errors, api_auth, names))
+    app.include_router(openai_api.build_router(api_errors, api_auth))
     health_errors = openapi_errors(*health_kinds)
     app.include_router(v2.build_router(api_errors, health_errors, api_auth, open_auth, names, versions))
     app.openapi = _openapi(app)  # type: ignore[method-assign]

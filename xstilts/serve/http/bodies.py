@@ -76,6 +76,12 @@ def parse(model: type[M], body: bytes) -> M:
         raise invalid(describe_errors(exc)) from None
 
 
+def check_item_count(count: int, limit: int) -> None:
+    """too_large when a request holds more than ``limit`` items (the server's ``max_items``)."""
+    if count > limit:
+        raise too_large(f"{count} items is more than the limit of {limit} (max_items)")
+
+
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     body = json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode("utf-8")
     return Response(body, status_code=status, media_type=JSON, headers=headers)

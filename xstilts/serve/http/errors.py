@@ -23,7 +23,8 @@ STATUSES: dict[ErrorKind, tuple[int, str]] = {
     ErrorKind.TOO_LARGE: (413, "body larger than max_body_bytes, or more items than max_items"),
     ErrorKind.VALIDATION: (
         422,
-        "well-formed but invalid: empty or non-string text, wrong fields for the model's kind, bad shapes",
+        "well-formed but invalid: empty or non-string text, wrong fields or route for the model's kind (an "
+        "embedding model asked to predict, a classifier asked to embed), bad shapes",
     ),
     ErrorKind.OVERLOADED: (429, "the model's queue is full: retry after the Retry-After seconds"),
     ErrorKind.INTERNAL: (500, "a bug: the server's fault, logged with its traceback"),

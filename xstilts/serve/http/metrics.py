@@ -14,8 +14,8 @@
 | ``xstilts_model_info`` | gauge (1) | model, variant, provider, precision | what is loaded, on which provider |
 | ``xstilts_ready`` | gauge | | 1 when every model is loaded and the server is not draining |
 
-``endpoint`` is ``v1_predict`` or ``v2_infer``; ``model`` is empty for names that are not served (404s), so that
-unknown names cannot grow the label set.
+``endpoint`` is ``v1_predict``, ``v1_embed``, ``openai_embeddings`` or ``v2_infer``; ``model`` is empty for names
+that are not served (404s), so that unknown names cannot grow the label set.
 """
 
 from __future__ import annotations
@@ -44,6 +44,8 @@ LATENCY_BUCKETS = (
 FAST_BUCKETS = (0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
 V1_PREDICT = "v1_predict"
+V1_EMBED = "v1_embed"
+OPENAI_EMBEDDINGS = "openai_embeddings"
 V2_INFER = "v2_infer"
 
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from xstilts.contracts.kinds import TaskKind
 from xstilts.serve.core.errors import invalid
-from xstilts.serve.core.model import Outcome, ServedModel
+from xstilts.serve.core.model import Embeddings, Outcome, ServedModel
 from xstilts.serve.http.v1.protocol import (
     ChoiceInput,
+    EmbedResponse,
     ModelInfo,
     PairInput,
     Prediction,
@@ -19,7 +20,13 @@ from xstilts.tasks.encoding import Segments, choice_segments
 PAIR_INPUT = 'a text, or {"text": ..., "text_pair": ...}'
 SINGLE_INPUT = 'a text, or {"text": ...}'
 CHOICE_INPUT = '{"premise": ..., "question": ... (optional), "choices": [...]}'
-INPUTS = {TaskKind.PAIR: PAIR_INPUT, TaskKind.SINGLE: SINGLE_INPUT, TaskKind.MULTIPLE_CHOICE: CHOICE_INPUT}
+EMBED_INPUT = "a text (the server adds the model's prefix); POST /v1/models/{name}/embed or /v1/embeddings"
+INPUTS = {
+    TaskKind.PAIR: PAIR_INPUT,
+    TaskKind.SINGLE: SINGLE_INPUT,
+    TaskKind.MULTIPLE_CHOICE: CHOICE_INPUT,
+    TaskKind.EMBEDDING: EMBED_INPUT,
+}
 
 
 def model_info(model: ServedModel) -> ModelInfo:
@@ -39,6 +46,7 @@ def model_info(model: ServedModel) -> ModelInfo:
         state=model.status,
         error=model.error,
         input=INPUTS[m.kind],
+        embedding=m.embedding,
     )
 
 
@@ -84,4 +92,16 @@ def predict_response(model: ServedModel, request: PredictRequest, outcome: Outco
         variant=model.variant,
         labels=None if model.multiple_choice else labels,
         predictions=predictions,
+    )
+
+
+def embed_response(model: ServedModel, embeddings: Embeddings) -> EmbedResponse:
+    """The vectors, in the order of the texts, with their dimension and truncation flags."""
+    vectors = [v.astype(float).tolist() for v in embeddings.vectors]
+    return EmbedResponse(
+        model=model.name,
+        variant=model.variant,
+        dimension=len(vectors[0]),
+        embeddings=vectors,
+        truncated=embeddings.truncated,
     )

@@ -1,4 +1,5 @@
-"""The friendly JSON API's bodies: ``POST /v1/models/{name}/predict`` and ``GET /v1/models``.
+"""The friendly JSON API's bodies: ``POST /v1/models/{name}/predict``, ``POST /v1/models/{name}/embed`` and
+``GET /v1/models``.
 
 An item is a text (``"..."``), a text pair (``{"text": ..., "text_pair": ...}``) for classification models, or
 ``{"premise": ..., "question": ..., "choices": [...]}`` for multiple-choice models. Each prediction gives the label,
@@ -13,6 +14,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field, Tag
 
+from xstilts.contracts.embedding import EmbeddingSpec
 from xstilts.contracts.kinds import TaskKind
 from xstilts.serve.core.model import ModelStatus
 
@@ -103,6 +105,26 @@ class PredictResponse(BaseModel):
     predictions: list[Prediction]
 
 
+class EmbedRequest(BaseModel):
+    """Texts for an embedding model; the server adds the model's prefix (``query: ``...) itself."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"inputs": ["A man plays a guitar."]}]})
+
+    inputs: list[Text] = Field(min_length=1, description="the texts; at most the server's max_items")
+    normalize: bool | None = Field(
+        None, description="unit-length vectors (default: as the bundle's graph gives them; false only if it does not)"
+    )
+    truncate: bool = Field(True, description="cut inputs to the model's max_length (else 422 when one is too long)")
+
+
+class EmbedResponse(BaseModel):
+    model: str
+    variant: str
+    dimension: int
+    embeddings: list[list[float]] = Field(description="one vector per text, in the order of `inputs`")
+    truncated: list[bool] = Field(description="per text: true when it was cut to the model's max_length")
+
+
 class ModelInfo(BaseModel):
     name: str
     variant: str
@@ -118,6 +140,7 @@ class ModelInfo(BaseModel):
     state: ModelStatus
     error: str | None = None
     input: str = Field(description="what an item looks like for this model")
+    embedding: EmbeddingSpec | None = Field(None, description="an embedding model's layer, pooling, prefix...")
 
 
 class ModelList(BaseModel):

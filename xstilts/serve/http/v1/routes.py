@@ -1,4 +1,5 @@
-"""The friendly JSON API's routes: ``GET /v1/models``, ``GET /v1/models/{name}``, ``POST /v1/models/{name}/predict``."""
+"""The friendly JSON API's routes: ``GET /v1/models``, ``GET /v1/models/{name}``, ``POST /v1/models/{name}/predict``
+and ``POST /v1/models/{name}/embed``."""
 
 from __future__ import annotations
 
@@ -6,18 +7,24 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
-from xstilts.serve.core.errors import too_large
 from xstilts.serve.core.model import ServedModel
-from xstilts.serve.http.bodies import JSON, parse, read_body
-from xstilts.serve.http.metrics import V1_PREDICT
+from xstilts.serve.http.bodies import JSON, check_item_count, parse, read_body
+from xstilts.serve.http.metrics import V1_EMBED, V1_PREDICT
 from xstilts.serve.http.routing import answer, model_name_parameter, state_of
-from xstilts.serve.http.v1.codec import item_segments, model_info, predict_response
-from xstilts.serve.http.v1.protocol import ModelInfo, ModelList, PredictRequest, PredictResponse
+from xstilts.serve.http.v1.codec import embed_response, item_segments, model_info, predict_response
+from xstilts.serve.http.v1.protocol import (
+    EmbedRequest,
+    EmbedResponse,
+    ModelInfo,
+    ModelList,
+    PredictRequest,
+    PredictResponse,
+)
 
-# the body is read and parsed by the route itself (within max_body_bytes), so OpenAPI is told its schema
-PREDICT_BODY = {
-    "requestBody": {"required": True, "content": {JSON: {"schema": {"$ref": "#/components/schemas/PredictRequest"}}}}
-}
+
+def body_schema(model: str) -> dict[str, Any]:
+    """The body a route reads and parses itself (within max_body_bytes), for OpenAPI: the schema of ``model``."""
+    return {"requestBody": {"required": True, "content": {JSON: {"schema": {"$ref": f"#/components/schemas/{model}"}}}}}
 
 
 def build_router(error_responses: dict[int | str, dict[str, Any]], dependencies: list, names: list[str]) -> APIRouter:
@@ -37,18 +44,34 @@ def build_router(error_responses: dict[int | str, dict[str, Any]], dependencies:
         response_model=PredictResponse,
         responses=error_responses,
         summary="Classify texts or text pairs, or pick among choices",
-        openapi_extra=PREDICT_BODY,
+        openapi_extra=body_schema("PredictRequest"),
     )
     async def predict(request: Request, name: str = model_name) -> PredictResponse:
         settings = state_of(request).settings
 
         async def handle(model: ServedModel) -> PredictResponse:
             body = parse(PredictRequest, await read_body(request, settings.max_body_bytes))
-            if len(body.inputs) > settings.max_items:
-                raise too_large(f"{len(body.inputs)} items is more than the limit of {settings.max_items} (max_items)")
+            check_item_count(len(body.inputs), settings.max_items)
             outcome = await model.infer(item_segments(model, body), body.truncate)
             return predict_response(model, body, outcome)
 
         return await answer(request, name, V1_PREDICT, handle)
+
+    @router.post(
+        "/models/{name}/embed",
+        response_model=EmbedResponse,
+        responses=error_responses,
+        summary="Sentence vectors of texts (embedding models)",
+        openapi_extra=body_schema("EmbedRequest"),
+    )
+    async def embed(request: Request, name: str = model_name) -> EmbedResponse:
+        settings = state_of(request).settings
+
+        async def handle(model: ServedModel) -> EmbedResponse:
+            body = parse(EmbedRequest, await read_body(request, settings.max_body_bytes))
+            check_item_count(len(body.inputs), settings.max_items)
+            return embed_response(model, await model.embed(body.inputs, body.normalize, body.truncate))
+
+        return await answer(request, name, V1_EMBED, handle)
 
     return router

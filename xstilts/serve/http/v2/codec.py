@@ -18,9 +18,9 @@ from fastapi import Request
 from starlette.responses import Response
 
 from xstilts.contracts.kinds import TaskKind
-from xstilts.serve.core.errors import bad_request, invalid, not_found, too_large
-from xstilts.serve.core.model import Outcome, ServedModel
-from xstilts.serve.http.bodies import json_response
+from xstilts.serve.core.errors import bad_request, invalid, not_found
+from xstilts.serve.core.model import Embeddings, Outcome, ServedModel
+from xstilts.serve.http.bodies import check_item_count, json_response
 from xstilts.serve.http.v1.protocol import MAX_CHOICES, check_text
 from xstilts.serve.http.v2.protocol import (
     HEADER_LENGTH,
@@ -32,11 +32,13 @@ from xstilts.serve.http.v2.protocol import (
 )
 from xstilts.tasks.encoding import Segments, choice_segments
 
-OUTPUTS = ("label", "index", "probabilities", "logits", "truncated")
+TEXT, EMBEDDING = "text", "embedding"  # an embedding model's input and output
 
 
 def model_inputs(model: ServedModel) -> list[MetadataTensor]:
     kind = model.manifest.kind
+    if model.embedding is not None:
+        return [MetadataTensor(name=TEXT, datatype="BYTES", shape=[-1])]
     if model.multiple_choice:
         return [
             MetadataTensor(name="premise", datatype="BYTES", shape=[-1]),
@@ -50,6 +52,11 @@ def model_inputs(model: ServedModel) -> list[MetadataTensor]:
 
 
 def model_outputs(model: ServedModel) -> list[MetadataTensor]:
+    if model.embedding is not None:
+        return [
+            MetadataTensor(name=EMBEDDING, datatype="FP32", shape=[-1, model.embedding.dimension or -1]),
+            MetadataTensor(name="truncated", datatype="BOOL", shape=[-1]),
+        ]
     width = -1 if model.multiple_choice else model.manifest.num_labels
     return [
         MetadataTensor(name="label", datatype="BYTES", shape=[-1]),
@@ -170,6 +177,11 @@ class Items:
     segments: list[list[Segments]]
     choices: list[list[str]] | None = None
 
+    @property
+    def texts(self) -> list[str]:
+        """An embedding request's texts (one single-text segment per item)."""
+        return [segments[0][0] for segments in self.segments]
+
 
 def decode_items(model: ServedModel, request: InferenceRequest, binary: bytes, max_items: int) -> Items:
     """The items an inference request holds, by the training rule for the model's kind."""
@@ -182,7 +194,7 @@ def decode_items(model: ServedModel, request: InferenceRequest, binary: bytes, m
         raise invalid(f"{model.name} has no input {', '.join(unknown)}; its inputs are {', '.join(allowed)}")
     sections = split_binary(request, binary)
     tensors = {t.name: t for t in request.inputs}
-    required = ("premise", "choices") if model.multiple_choice else ("text_a",)
+    required = ("premise", "choices") if model.multiple_choice else (TEXT,) if model.embedding else ("text_a",)
     missing = [name for name in required if name not in tensors]
     if missing:
         raise invalid(f"{model.name} needs the inputs {', '.join(required)}; missing: {', '.join(missing)}")
@@ -192,8 +204,7 @@ def decode_items(model: ServedModel, request: InferenceRequest, binary: bytes, m
         raise invalid(f"inputs disagree on the batch size (first dimension): {sizes}")
     if batch < 1:
         raise invalid(f"input {required[0]} holds no items")
-    if batch > max_items:
-        raise too_large(f"{batch} items is more than the limit of {max_items} (max_items)")
+    check_item_count(batch, max_items)
     texts = {name: tensor_texts(t, sections.get(name)) for name, t in tensors.items()}
     if model.multiple_choice:
         width = tensors["choices"].shape[1]
@@ -203,6 +214,8 @@ def decode_items(model: ServedModel, request: InferenceRequest, binary: bytes, m
             choice_segments(texts["premise"][i], questions[i] if questions else None, choices[i]) for i in range(batch)
         ]
         return Items(segments, choices)
+    if model.embedding is not None:
+        return Items([[(text, None)] for text in texts[TEXT]])
     pairs = texts.get("text_b")
     return Items([[(texts["text_a"][i], pairs[i] if pairs else None)] for i in range(batch)])
 
@@ -210,8 +223,15 @@ def decode_items(model: ServedModel, request: InferenceRequest, binary: bytes, m
 # -- encoding the response --------------------------------------------------------------------------------------
 
 
-def output_tensors(model: ServedModel, outcome: Outcome, items: Items) -> dict[str, tuple]:
+def output_tensors(model: ServedModel, outcome: Outcome | Embeddings, items: Items) -> dict[str, tuple]:
     """Every output as (datatype, shape, flat values, numpy array for binary)."""
+    if isinstance(outcome, Embeddings):
+        vectors = np.stack(outcome.vectors).astype(np.float32)
+        flags = np.asarray(outcome.truncated, dtype=np.bool_)
+        return {
+            EMBEDDING: ("FP32", list(vectors.shape), vectors.ravel().tolist(), vectors),
+            "truncated": ("BOOL", [len(flags)], outcome.truncated, flags),
+        }
     batch = len(items.segments)
     best = [int(p.argmax()) for p in outcome.probabilities]
     if items.choices is not None:
@@ -241,13 +261,15 @@ def _flag(value: Any) -> bool:
     return value is True or (isinstance(value, str) and value.lower() == "true")
 
 
-def infer_response(model: ServedModel, request: InferenceRequest, outcome: Outcome, items: Items) -> Response:
+def infer_response(
+    model: ServedModel, request: InferenceRequest, outcome: Outcome | Embeddings, items: Items
+) -> Response:
     tensors = output_tensors(model, outcome, items)
     wanted = request.outputs or []
-    names = [o.name for o in wanted] or list(OUTPUTS)
+    names = [o.name for o in wanted] or list(tensors)
     unknown = [n for n in names if n not in tensors]
     if unknown:
-        raise invalid(f"{model.name} has no output {', '.join(unknown)}; its outputs are {', '.join(OUTPUTS)}")
+        raise invalid(f"{model.name} has no output {', '.join(unknown)}; its outputs are {', '.join(tensors)}")
     binary_all = _flag((request.parameters or {}).get("binary_data_output"))
     per_output = {o.name: (o.parameters or {}).get("binary_data") for o in wanted}
     outputs, sections = [], []

@@ -3,8 +3,10 @@
 Texts travel as ``BYTES`` tensors. Classification models take ``text_a`` [batch] and, for pair models, an
 optional ``text_b`` [batch]; multiple-choice models take ``premise`` [batch], an optional ``question`` [batch] and
 ``choices`` [batch, choices]. Outputs: ``label`` (BYTES), ``index`` (INT64), ``probabilities`` and ``logits``
-(FP32, [batch, labels or choices]) and ``truncated`` (BOOL). Triton's binary tensor extension is understood too
-(``Inference-Header-Content-Length``, ``binary_data_size``, ``binary_data_output``), as stock clients use it.
+(FP32, [batch, labels or choices]) and ``truncated`` (BOOL). Embedding models take ``text`` [batch] and give
+``embedding`` (FP32, [batch, dimension]) and ``truncated``; the server adds the bundle's prefix. Triton's binary
+tensor extension is understood too (``Inference-Header-Content-Length``, ``binary_data_size``,
+``binary_data_output``), as stock clients use it.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Path, Request
 from starlette.responses import Response
 
 from xstilts import __version__
-from xstilts.serve.core.model import ServedModel
+from xstilts.serve.core.model import Embeddings, Outcome, ServedModel
 from xstilts.serve.http.bodies import JSON, json_response, parse, read_body
 from xstilts.serve.http.metrics import V2_INFER
 from xstilts.serve.http.routing import answer, model_name_parameter, state_of
@@ -121,7 +121,10 @@ def build_router(
             header, binary = split_header(request, body)
             inference = parse(InferenceRequest, header)
             items = decode_items(model, inference, binary, state.settings.max_items)
-            outcome = await model.infer(items.segments)
+            if model.embedding is not None:
+                outcome: Outcome | Embeddings = await model.embed(items.texts)
+            else:
+                outcome = await model.infer(items.segments)
             return infer_response(model, inference, outcome, items)
 
         return await answer(request, name, V2_INFER, handle)
