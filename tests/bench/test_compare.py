@@ -103,7 +103,9 @@ def test_compare_fp32_int8_and_naive(tiny_repository, sensitive_checkpoints, tmp
     assert by_label["tiny-xnli/naive"]["server"] == "naive"
     assert by_label["tiny-xnli/int8"]["served"]["precision"] == "int8"
     for target in results["targets"]:
-        assert target["accuracy"]["parity"]["available"]
+        # on the sensitive tiny model, int8 answers move with their batch neighbours: the tolerance still accepts
+        # each variant against what its bundle.json recorded (and fp32 and naive against the checkpoint's)
+        assert target["accuracy"]["parity"]["available"] and target["accuracy"]["parity"]["agrees"], target["label"]
         assert [s["mode"] for s in target["scenarios"]] == ["closed", "closed", "open", "offline"]
     fp32, naive = by_label["tiny-xnli/fp32"]["accuracy"], by_label["tiny-xnli/naive"]["accuracy"]
     assert fp32["languages"] == naive["languages"]  # the same checkpoint, ONNX or PyTorch: the same answers
