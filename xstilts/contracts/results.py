@@ -10,14 +10,12 @@ what ``bundle.json`` recorded of its sample, ``data`` is :meth:`EvaluationSample
 
 from __future__ import annotations
 
-import dataclasses
 import json
-import types
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar
 
+from xstilts.contracts.records import Record, load
 from xstilts.errors import XstiltsError
 
 RESULTS_SCHEMA = "xstilts.bench.results/1"
@@ -25,27 +23,18 @@ RESULTS_FILE = "results.json"
 NAIVE_SERVER = "naive"
 XSTILTS_SERVER = "xstilts"
 
-R = TypeVar("R", bound="Record")
 
+class Part(Record):
+    """A part of ``results.json``."""
 
-class Record:
-    """A part of ``results.json``: :meth:`to_json` writes it, :meth:`from_json` reads it back strictly."""
-
-    OMIT_NONE: ClassVar[frozenset[str]] = frozenset()
-
-    def to_json(self) -> dict[str, Any]:
-        return _dump(self)
-
-    @classmethod
-    def from_json(cls: type[R], data: Any, where: str = RESULTS_FILE) -> R:
-        return _load(cls, data, where)
+    WHERE: ClassVar[str] = RESULTS_FILE
 
 
 # ---------------------------------------------------------------------------------------------------- the run
 
 
 @dataclass
-class Machine(Record):
+class Machine(Part):
     """The machine the figures come from (the load average says how busy a shared machine was)."""
 
     cpu: str
@@ -63,13 +52,13 @@ class Machine(Record):
 
 
 @dataclass
-class OfflineBudget(Record):
+class OfflineBudget(Part):
     users: int
     items_per_request: int
 
 
 @dataclass
-class Budget(Record):
+class Budget(Part):
     """What was measured and within which bounds (the ``xstilts bench`` flags)."""
 
     scenarios: list[str]
@@ -85,7 +74,7 @@ class Budget(Record):
 
 
 @dataclass
-class SampleInfo(Record):
+class SampleInfo(Part):
     """The evaluation sample every target got (:meth:`EvaluationSample.describe`)."""
 
     task: str
@@ -101,14 +90,14 @@ class SampleInfo(Record):
 
 
 @dataclass
-class LanguageAccuracy(Record):
+class LanguageAccuracy(Part):
     examples: int
     correct: int
     accuracy: float
 
 
 @dataclass
-class RequestStats(Record):
+class RequestStats(Part):
     """How the accuracy pass was sent: requests, items, truncated items, seconds, items per request."""
 
     requests: int
@@ -119,7 +108,7 @@ class RequestStats(Record):
 
 
 @dataclass
-class LanguageParity(Record):
+class LanguageParity(Part):
     """One language's accuracy through the API against the accuracy ``bundle.json`` recorded at export."""
 
     api: float
@@ -131,13 +120,13 @@ class LanguageParity(Record):
 
 
 @dataclass
-class ParityAverage(Record):
+class ParityAverage(Part):
     api: float | None
     bundle: float | None
 
 
 @dataclass
-class Parity(Record):
+class Parity(Part):
     """The comparison with export; only ``available`` and ``reason`` when there is nothing to compare with."""
 
     available: bool
@@ -160,7 +149,7 @@ class Parity(Record):
 
 
 @dataclass
-class Accuracy(Record):
+class Accuracy(Part):
     """Accuracy through the API per language, their plain average, how it was sent, the comparison with export."""
 
     languages: dict[str, LanguageAccuracy]
@@ -173,14 +162,14 @@ class Accuracy(Record):
 
 
 @dataclass
-class Bounds(Record):
+class Bounds(Part):
     duration_s: float
     max_requests: int
     timeout_s: float
 
 
 @dataclass
-class Latency(Record):
+class Latency(Part):
     """Latency percentiles (nearest rank), in ms; None without a successful request."""
 
     p50: float | None = None
@@ -193,13 +182,13 @@ class Latency(Record):
 
 
 @dataclass
-class Unfinished(Record):
+class Unfinished(Part):
     count: int
     max: float | None
 
 
 @dataclass
-class LocustStats(Record):
+class LocustStats(Part):
     """Locust's own final statistics for the predict requests."""
 
     num_requests: int
@@ -213,7 +202,7 @@ class LocustStats(Record):
 
 
 @dataclass
-class ServerView(Record):
+class ServerView(Part):
     """The server's ``/metrics`` between the start and the end of a scenario (means in seconds)."""
 
     requests: dict[str, int]
@@ -233,7 +222,7 @@ class ServerView(Record):
 
 
 @dataclass
-class ScenarioResult(Record):
+class ScenarioResult(Part):
     """One bounded load run: its settings, how it ended, throughput, latency, locust's and the server's view."""
 
     name: str
@@ -274,7 +263,7 @@ class ScenarioResult(Record):
 
 
 @dataclass
-class BundleFacts(Record):
+class BundleFacts(Part):
     """What the target's ``bundle.json`` says of itself, for the report."""
 
     name: str
@@ -289,7 +278,7 @@ class BundleFacts(Record):
 
 
 @dataclass
-class TargetResult(Record):
+class TargetResult(Part):
     """Everything measured for one model and variant (or the naive reference); ``error`` when it failed."""
 
     label: str
@@ -318,7 +307,7 @@ class TargetResult(Record):
 
 
 @dataclass
-class BenchResults(Record):
+class BenchResults(Part):
     """One bench run: how it was called, on which machine, with which budget and data, and every target."""
 
     created: str
@@ -336,7 +325,7 @@ class BenchResults(Record):
     OMIT_NONE = frozenset({"repository", "serve_args", "wall_s"})
 
     def to_json(self) -> dict[str, Any]:
-        data = _dump(self)
+        data = super().to_json()
         return {"schema": data.pop("schema"), **data}  # the schema first, as a reader looks for it
 
     @classmethod
@@ -344,7 +333,7 @@ class BenchResults(Record):
         schema = data.get("schema") if isinstance(data, dict) else None
         if schema != RESULTS_SCHEMA:
             raise XstiltsError(f"{where}: schema {schema!r} is not {RESULTS_SCHEMA!r}")
-        return _load(cls, data, where)
+        return load(cls, data, where)
 
 
 def read_results(path: Path) -> BenchResults:
@@ -356,60 +345,3 @@ def read_results(path: Path) -> BenchResults:
     except json.JSONDecodeError as exc:
         raise XstiltsError(f"bench results {path} is not JSON: {exc}") from None
     return BenchResults.from_json(data, str(path))
-
-
-# ---------------------------------------------------------------------------------------------------- (de)coding
-
-
-def _dump(value: Any) -> Any:
-    if isinstance(value, Record) and dataclasses.is_dataclass(value):
-        omit = type(value).OMIT_NONE
-        return {
-            f.name: _dump(getattr(value, f.name))
-            for f in dataclasses.fields(value)
-            if not (f.name in omit and getattr(value, f.name) is None)
-        }
-    if isinstance(value, list | tuple):
-        return [_dump(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _dump(v) for k, v in value.items()}
-    return value
-
-
-def _load(kind: Any, data: Any, where: str) -> Any:
-    """``data`` (parsed JSON) as ``kind``: Records and their nesting built, everything else taken as it is."""
-    origin, args = typing.get_origin(kind), typing.get_args(kind)
-    if origin in (typing.Union, types.UnionType):
-        if data is None and type(None) in args:
-            return None
-        (inner,) = [a for a in args if a is not type(None)]
-        return _load(inner, data, where)
-    if origin is list:
-        if not isinstance(data, list):
-            raise XstiltsError(f"{where}: expected a list, got {type(data).__name__}")
-        return [_load(args[0], v, f"{where}[{i}]") for i, v in enumerate(data)]
-    if origin is dict:
-        if not isinstance(data, dict):
-            raise XstiltsError(f"{where}: expected a mapping, got {type(data).__name__}")
-        return {k: _load(args[1], v, f"{where}.{k}") for k, v in data.items()}
-    if isinstance(kind, type) and issubclass(kind, Record):
-        return _record(kind, data, where)
-    return data
-
-
-def _record(kind: type[Record], data: Any, where: str) -> Record:
-    if not isinstance(data, dict):
-        raise XstiltsError(f"{where}: expected a mapping for {kind.__name__}, got {type(data).__name__}")
-    hints = typing.get_type_hints(kind)
-    known = {f.name: f for f in dataclasses.fields(kind)}  # type: ignore[arg-type]
-    unknown = sorted(set(data) - set(known))
-    if unknown:
-        raise XstiltsError(f"{where}: unknown key(s) {', '.join(unknown)} in {kind.__name__}")
-    missing = [
-        name
-        for name, f in known.items()
-        if name not in data and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
-    ]
-    if missing:
-        raise XstiltsError(f"{where}: {kind.__name__} lacks {', '.join(missing)}")
-    return kind(**{name: _load(hints[name], value, f"{where}.{name}") for name, value in data.items()})
