@@ -115,3 +115,20 @@ def test_the_grid_process_loads_no_training_libraries():
     )
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and done.stdout.strip() == "[]", done.stderr + done.stdout
+
+
+def test_a_retrieval_target_is_evaluated_on_each_arms_encoder(tmp_path):
+    def add_tatoeba(config):
+        config["targets"]["tatoeba"] = {"target": {"task": "tatoeba"}, "evaluation": {"languages": ["deu"]}}
+        config["extra_target_steps"] = {"arms": ["baseline"], "steps": [8]}
+
+    cells = expand(load_grid(write(tmp_path, add_tatoeba)))
+    retrieval = [c for c in cells if c.target == "tatoeba"]
+    assert [c.arm for c in retrieval] == ["baseline", "mnli", "multilingual-then-mnli"]  # no longer target budget
+    for cell in retrieval:
+        assert not cell.trains_target and cell.run["target"] == {"task": "tatoeba", "layer": None}
+    trained = [c for c in cells if c.target == "pawsx"]
+    assert all(c.trains_target for c in trained) and any(c.target_steps == 8 for c in trained)
+    from xstilts.grid.stages import embedding_args
+
+    assert embedding_args(retrieval[0]) == ["--kind", "embedding"] and embedding_args(trained[0]) == []

@@ -12,17 +12,21 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from xstilts.bench.payloads import request_body
+from xstilts.bench.payloads import predict_path, request_body
 from xstilts.contracts.bundle import BUNDLE_FILE, BundleManifest, load_manifest
 from xstilts.contracts.evaluation import EvaluationSample
 from xstilts.contracts.kinds import TaskKind
 from xstilts.contracts.results import Accuracy, LanguageAccuracy, LanguageParity, Parity, ParityAverage, RequestStats
 from xstilts.errors import XstiltsError
 from xstilts.tasks import Example, get_task
+
+if TYPE_CHECKING:
+    from xstilts.serve.core.engine import LoadedModel
 
 DEFAULT_BATCH_ITEMS = 16
 # z for the two-sample tolerance (99% two-sided), and the smallest tolerance in accuracy points
@@ -49,6 +53,41 @@ def served_model(url: str, model: str, api_key: str | None = None, timeout: floa
     return response.json()
 
 
+def post_in_batches(
+    client: Any,
+    path: str,
+    items: Sequence[Any],
+    body: Callable[[Sequence[Any]], dict[str, Any]],
+    stats: RequestStats,
+    deadline: float | None = None,
+) -> Iterator[tuple[Sequence[Any], dict[str, Any]]]:
+    """Post ``items`` in order, ``stats.batch_items`` to a request, one request at a time: each chunk and its answer.
+
+    A 413 halves the batch (kept in ``stats`` for the items that follow); ``deadline`` (a ``time.monotonic()``
+    value) bounds the pass. ``stats`` counts requests and items.
+    """
+    import httpx
+
+    position = 0
+    while position < len(items):
+        if deadline is not None and time.monotonic() > deadline:
+            raise XstiltsError(f"the accuracy pass ran out of time after {stats.requests} requests")
+        chunk = items[position : position + stats.batch_items]
+        try:
+            response = client.post(path, json=body(chunk))
+        except httpx.HTTPError as exc:
+            raise XstiltsError(f"{path}: {exc}") from None
+        stats.requests += 1
+        if response.status_code == 413 and stats.batch_items > 1:
+            stats.batch_items = max(1, stats.batch_items // 2)
+            continue
+        if response.status_code != 200:
+            raise XstiltsError(f"{path} answered {response.status_code}: {response.text[:300]}")
+        stats.items += len(chunk)
+        position += len(chunk)
+        yield chunk, response.json()
+
+
 def api_predictions(
     url: str,
     model: str,
@@ -67,7 +106,7 @@ def api_predictions(
 
     kind = sample.kind
     labels = list(get_task(sample.task).labels)
-    path = f"{url.rstrip('/')}/v1/models/{model}/predict"
+    path = f"{url.rstrip('/')}{predict_path(model)}"
     predictions: dict[str, list[int]] = {}
     probabilities: dict[str, list[list[float]]] = {}
     stats = RequestStats(requests=0, items=0, truncated=0, seconds=0.0, batch_items=batch_items)
@@ -76,29 +115,11 @@ def api_predictions(
         for lang, examples in sample.examples.items():
             got: list[int] = []
             probs: list[list[float]] = []
-            position = 0
-            while position < len(examples):
-                if deadline is not None and time.monotonic() > deadline:
-                    raise XstiltsError(f"the accuracy pass ran out of time after {stats.requests} requests")
-                chunk = examples[position : position + batch_items]
-                try:
-                    response = client.post(path, json=request_body(kind, chunk))
-                except httpx.HTTPError as exc:
-                    raise XstiltsError(f"{path}: {exc}") from None
-                stats.requests += 1
-                if response.status_code == 413 and batch_items > 1:
-                    batch_items = max(1, batch_items // 2)
-                    stats.batch_items = batch_items
-                    continue
-                if response.status_code != 200:
-                    raise XstiltsError(f"{path} answered {response.status_code}: {response.text[:300]}")
-                answer = response.json()
+            for chunk, answer in post_in_batches(client, path, examples, partial(request_body, kind), stats, deadline):
                 for example, prediction in zip(chunk, answer["predictions"], strict=True):
                     got.append(_index(kind, labels, answer.get("labels"), prediction, example))
                     probs.append([float(p) for p in prediction["probabilities"]])
                     stats.truncated += bool(prediction.get("truncated"))
-                stats.items += len(chunk)
-                position += len(chunk)
             predictions[lang] = got
             probabilities[lang] = probs
     stats.seconds = round(time.perf_counter() - started, 3)
@@ -163,17 +184,20 @@ def compare_with_parity(
     recorded = parity.get("languages") or {}
     if not recorded:
         return Parity(False, reason=f"{manifest.name}/{manifest.variant} recorded no accuracy at export")
-    same = sample.same_items_as(parity.get("data") or {})
+    data = parity.get("data") or {}
+    # an embedding gate counts its items as pairs (a sentence and its English counterpart)
+    same = sample.same_items_as({"examples": data.get("pairs"), **data})
     fragile = 1.0 - float(parity.get("label_agreement", 1.0))
     languages = {}
     for lang, got in measured.items():
         if lang not in recorded:
             continue
         bundle = recorded[lang]
-        tol = tolerance(got.accuracy, got.examples, bundle["accuracy"], bundle["examples"], same, fragile)
+        count = int(bundle.get("examples", bundle.get("pairs", 0)))
+        tol = tolerance(got.accuracy, got.examples, bundle["accuracy"], count, same, fragile)
         difference = got.accuracy - bundle["accuracy"]
         languages[lang] = LanguageParity(
-            got.accuracy, bundle["accuracy"], bundle["examples"], difference, tol, abs(difference) > tol
+            got.accuracy, bundle["accuracy"], count, difference, tol, abs(difference) > tol
         )
     flagged = [lang for lang, v in languages.items() if v.flag]
     common = list(languages)
@@ -206,6 +230,18 @@ def bundle_manifest(repository: Path, model: str, variant: str) -> BundleManifes
     return load_manifest(folder)
 
 
+def load_in_process(folder: Path, threads: int = 0) -> LoadedModel:
+    """The bundle in ``folder`` loaded as the server loads it (its encoder and engine), in this process."""
+    from xstilts.serve.core.engine import load_model
+    from xstilts.serve.core.repository import PlannedModel
+    from xstilts.serve.settings import Settings
+
+    folder = Path(folder)
+    manifest = load_manifest(folder)
+    settings = Settings(repository=folder.parent.parent, intra_op_threads=threads, warmup=False)
+    return load_model(PlannedModel(manifest.name, manifest.variant, folder, manifest), settings)
+
+
 def in_process_predictions(
     folder: Path, sample: EvaluationSample, batch_items: int = DEFAULT_BATCH_ITEMS, threads: int = 0
 ) -> tuple[dict[str, list[int]], dict[str, list[list[float]]]]:
@@ -216,16 +252,11 @@ def in_process_predictions(
     """
     import numpy as np
 
-    from xstilts.serve.core.engine import load_model, softmax
-    from xstilts.serve.core.repository import PlannedModel
-    from xstilts.serve.settings import Settings
-
-    folder = Path(folder)
-    manifest = load_manifest(folder)
-    settings = Settings(repository=folder.parent.parent, intra_op_threads=threads, warmup=False)
-    loaded = load_model(PlannedModel(manifest.name, manifest.variant, folder, manifest), settings)
-    kind = TaskKind(manifest.kind)
+    from xstilts.serve.core.engine import softmax
     from xstilts.tasks.encoding import example_segments
+
+    loaded = load_in_process(folder, threads)
+    kind = TaskKind(loaded.manifest.kind)
 
     predictions: dict[str, list[int]] = {}
     probabilities: dict[str, list[list[float]]] = {}
@@ -255,7 +286,12 @@ def run_accuracy(
     api_key: str | None = None,
     deadline: float | None = None,
 ) -> Accuracy:
-    """The whole accuracy pass for one served model: predictions, accuracy per language, the bundle comparison."""
+    """The whole accuracy pass for one served model: predictions, accuracy per language, the bundle comparison
+    (for a retrieval task: top-1 retrieval accuracy, :mod:`xstilts.bench.retrieval`)."""
+    if sample.kind is TaskKind.EMBEDDING:
+        from xstilts.bench.retrieval import run_retrieval_accuracy
+
+        return run_retrieval_accuracy(url, model, sample, manifest, batch_items, api_key, deadline)
     predictions, _, stats = api_predictions(url, model, sample, batch_items, api_key, deadline=deadline)
     measured = accuracy_per_language(sample, predictions)
     if manifest is None:

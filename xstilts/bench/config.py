@@ -8,8 +8,10 @@ from pathlib import Path
 from xstilts.bench import accuracy as acc
 from xstilts.bench import load
 from xstilts.contracts.bundle import BundleManifest, list_bundles, load_manifest
+from xstilts.contracts.kinds import TaskKind
 from xstilts.contracts.results import NAIVE_SERVER, XSTILTS_SERVER, Budget, OfflineBudget
 from xstilts.errors import XstiltsError
+from xstilts.tasks import get_task
 
 NAIVE = NAIVE_SERVER  # the variant name that asks for the naive reference server
 
@@ -114,3 +116,18 @@ def reference_manifest(repository: Path, model: str) -> BundleManifest:
         raise XstiltsError(f"{repository} has no model {model!r}")
     folder = variants.get("fp32") or variants[sorted(variants)[0]]
     return load_manifest(folder)
+
+
+def bench_task(manifests: list[BundleManifest], asked: str | None) -> str:
+    """The one task the targets are benched on: theirs, or ``asked`` (``--task``). Embedding bundles take any
+    retrieval task (their vectors are not tied to the task their parity gate used)."""
+    tasks = {m.task for m in manifests}
+    if asked and manifests and all(m.kind is TaskKind.EMBEDDING for m in manifests):
+        if get_task(asked).kind is not TaskKind.EMBEDDING:
+            raise XstiltsError(f"--task {asked}: embedding models are benched on a retrieval task, not {asked}")
+        return asked
+    if asked:
+        tasks.add(asked)
+    if len(tasks) != 1:
+        raise XstiltsError(f"the targets are for different tasks ({', '.join(sorted(tasks))}): compare one task")
+    return tasks.pop()

@@ -1,4 +1,5 @@
-"""Load on ``POST /v1/models/{name}/predict`` with real evaluation texts, for locust (run it in its own process).
+"""Load on ``POST /v1/models/{name}/predict`` (or ``/embed``) with real evaluation texts, for locust (run it in its own
+process).
 
 Alone::
 
@@ -65,6 +66,7 @@ class Run:
         self.bodies: list[bytes] = []
         self.sequences: list[int] = []
         self.path = ""
+        self.answer = b""  # what a successful answer carries: b'"predictions"' or b'"embeddings"'
         self.loaded = False
         self.issued = 0  # requests counted against the cap
         self.started = 0  # requests actually sent
@@ -86,6 +88,7 @@ class Run:
         options = environment.parsed_options
         payloads = _payloads(options, environment.host)
         self.path = payloads["path"]
+        self.answer = json.dumps(payloads.get("answer", "predictions")).encode()
         self.bodies = [json.dumps(body, ensure_ascii=False).encode() for body in payloads["bodies"]]
         self.sequences = list(payloads["sequences"])
         if self.share is None:
@@ -119,7 +122,7 @@ def _payloads(options: Any, host: str | None) -> dict[str, Any]:
     if options.payloads:
         data = json.loads(Path(options.payloads).read_text(encoding="utf-8"))
         if options.model and options.model != data["model"]:
-            data["path"] = f"/v1/models/{options.model}/predict"
+            data["path"] = data["path"].replace(f"/models/{data['model']}/", f"/models/{options.model}/", 1)
         return data
     from xstilts.bench.payloads import make_payloads
     from xstilts.contracts.evaluation import load_evaluation_sample
@@ -268,7 +271,7 @@ class PredictUser(FastHttpUser):
             ) as response:
                 latency = (time.perf_counter() - due) * 1000
                 response.request_meta["response_time"] = latency
-                ok = response.status_code == 200 and b'"predictions"' in (response.content or b"")
+                ok = response.status_code == 200 and RUN.answer in (response.content or b"")
                 if not ok:
                     response.failure(f"HTTP {response.status_code}: {(response.text or '')[:120]}")
                 RUN.records.append((time.time() - latency / 1000, round(latency, 3), int(ok), sequences))

@@ -1,7 +1,7 @@
 """The server against its bare session, on real XNLI texts, in one run (the README's serving figures).
 
     apt-get install wrk
-    python -m xstilts.bench.measure --repository REPO --model NAME [--variant int8] [--out result.json]
+    python -m xstilts.bench.measure --repository REPO --model NAME [--variant int8] [--naive] [--out result.json]
 
 1. The bare session: the engine ``xstilts serve`` builds (same settings), in this process, on pre-tokenized texts:
    throughput at batch sizes 1 to 64 (texts in arrival order, and sorted by length within blocks), batch-1
@@ -11,16 +11,22 @@
    connection counts), one client at a time (median latency), and an offered load of half the saturation rate
    (p50 and p99 latency).
 
+3. With ``--naive``, the naive PyTorch reference (:mod:`xstilts.bench.naive_server`) under the same wrk load:
+   its saturation throughput, and the server's against it.
+
 The texts are the bench's payloads (:mod:`xstilts.bench.payloads`): every XNLI test item in a seeded mixed order,
-the first ``--pairs`` of them. Bare and server runs alternate in rounds and each round's ratios use its own bare
-figures, so that other work on the machine (which shares its cores) weighs on both sides alike; the summary takes
-the median over rounds and records the load average. wrk's own CPU time is reported: it stays a small share of a
-core.
+the first ``--pairs`` of them; for an embedding bundle, the sentences of its retrieval task (the XNLI test
+premises in the languages its parity gate used), one per ``/embed`` request, run by the bare session with the
+bundle's prefix, as the server runs them. Bare and server runs alternate in rounds and each round's ratios use
+its own bare figures, so that other work on the machine (which shares its cores) weighs on both sides alike;
+the summary takes the median over rounds and records the load average. wrk's own CPU time is reported: it stays
+a small share of a core.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -33,9 +39,19 @@ from typing import Any
 from xstilts.bench import server_metrics
 from xstilts.bench.bare import Bare
 from xstilts.bench.payloads import mixed_items, predict_path, request_body, write_body_lines
-from xstilts.bench.servers import ServerProcess, running, xstilts_server
+from xstilts.bench.retrieval import sample_languages
+from xstilts.bench.servers import (
+    ServerProcess,
+    find_checkpoint,
+    naive_embedding_server,
+    naive_server,
+    running,
+    xstilts_server,
+)
 from xstilts.bench.wrk import run_wrk
+from xstilts.contracts.bundle import BundleManifest, load_manifest
 from xstilts.contracts.evaluation import load_evaluation_sample
+from xstilts.contracts.kinds import TaskKind
 from xstilts.errors import XstiltsError
 from xstilts.paths import resolve_data_dir
 from xstilts.tasks.encoding import example_segments
@@ -56,6 +72,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--bare-seconds", type=float, default=5, help="length of each bare run")
     parser.add_argument("--connections", default="16,64", help="connection counts tried for saturation")
     parser.add_argument("--env", action="append", default=[], help="server setting KEY=VALUE (XSTILTS_*), repeatable")
+    parser.add_argument("--naive", action="store_true", help="also load the naive PyTorch reference server")
     parser.add_argument("--out", type=Path, help="write the figures here as JSON")
     return parser.parse_args(argv)
 
@@ -80,7 +97,34 @@ def load_bare(repository: Path, model: str, variant: str, items: list, env: dict
     settings = load_settings({"repository": repository, "models": f"{model}={variant}"}, env=env)
     (planned,) = plan_models(settings)
     loaded = load_model(planned, settings)
+    spec = loaded.manifest.embedding
+    if loaded.manifest.kind is TaskKind.EMBEDDING and spec is not None:  # one sentence, prefixed, as /embed runs it
+        return Bare(loaded, [[(spec.text(e.text_a), None)] for e in items])
     return Bare(loaded, [example_segments(loaded.manifest.kind, e) for e in items])
+
+
+def naive_process(repository: Path, manifest: BundleManifest, log_path: Path) -> ServerProcess:
+    """The naive reference for ``manifest``: its encoder (embedding), or the checkpoint it was exported from."""
+    if manifest.kind is TaskKind.EMBEDDING:
+        return naive_embedding_server(repository / manifest.name / manifest.variant, manifest.name, log_path)
+    checkpoint = find_checkpoint(manifest, [Path.cwd() / "runs", repository.resolve().parent])
+    return naive_server(checkpoint, manifest.name, log_path)
+
+
+def saturation(server: ServerProcess, path: str, bodies: Path, args: argparse.Namespace) -> list[dict[str, Any]]:
+    """wrk runs at every ``--connections`` count, each request answered before the connection sends the next."""
+    pid = server.process.pid
+    counts = [int(c) for c in args.connections.split(",")]
+    return [run_wrk(server.url, path, bodies, c, args.seconds, server_pid=pid) for c in counts]
+
+
+def best_rate(runs: list[dict[str, Any]]) -> float:
+    return max(r["requests_per_second"] for r in runs)
+
+
+def error_count(runs: list[dict[str, Any]]) -> int:
+    """Every failed request wrk counted in ``runs``: non-2xx answers, connection errors, timeouts."""
+    return sum(r["non_2xx"] + r["connect_errors"] + r["timeouts"] for r in runs)
 
 
 def median(values: list[float]) -> float:
@@ -88,38 +132,43 @@ def median(values: list[float]) -> float:
 
 
 def measure_round(server: ServerProcess, path: str, bodies: Path, bare: Bare, contenders: list[str],
-                  args: argparse.Namespace) -> dict[str, Any]:  # fmt: skip
-    """One round: the bare contenders and batch-1 latency, then saturation, one client and half load under wrk."""
+                  args: argparse.Namespace, naive: ServerProcess | None = None) -> dict[str, Any]:  # fmt: skip
+    """One round: the bare contenders and batch-1 latency, then saturation, one client and half load under wrk,
+    then (with ``naive``) the naive server's saturation."""
     figures: dict[str, Any] = {"load_average": os.getloadavg()}
     figures["bare"] = {key: bare.run(key, args.bare_seconds) for key in contenders}
     figures["bare_batch1_latency_ms"] = bare.latency(args.bare_seconds)
     pid = server.process.pid
-    saturation = [
-        run_wrk(server.url, path, bodies, int(c), args.seconds, server_pid=pid) for c in args.connections.split(",")
-    ]
-    best = max(saturation, key=lambda r: r["requests_per_second"])
+    runs = saturation(server, path, bodies, args)
+    best = best_rate(runs)
     single = run_wrk(server.url, path, bodies, 1, args.seconds, server_pid=pid)
-    half = run_wrk(server.url, path, bodies, 32, args.seconds, rate=best["requests_per_second"] / 2, server_pid=pid)
+    half = run_wrk(server.url, path, bodies, 32, args.seconds, rate=best / 2, server_pid=pid)
     figures.update(
-        saturation_runs=saturation,
+        saturation_runs=runs,
         one_client=single,
         half=half,
-        saturation_ratio=round(best["requests_per_second"] / max(figures["bare"].values()), 3),
+        saturation_ratio=round(best / max(figures["bare"].values()), 3),
         latency_ratio=round(single["latency_ms"]["p50"] / figures["bare_batch1_latency_ms"]["p50"], 3),
     )
+    if naive is not None:
+        figures["naive_runs"] = saturation(naive, path, bodies, args)
+        figures["naive_ratio"] = round(best / max(best_rate(figures["naive_runs"]), 1e-9), 3)
     return figures
 
 
 def round_line(number: int, figures: dict[str, Any]) -> str:
     best = max(figures["saturation_runs"], key=lambda r: r["requests_per_second"])
     single, half = figures["one_client"], figures["half"]
-    return (
+    line = (
         f"round {number}: bare {figures['bare']} seq/s, server {best['requests_per_second']} req/s "
         f"(x{figures['saturation_ratio']}); one client p50 {single['latency_ms']['p50']} ms vs bare "
         f"{figures['bare_batch1_latency_ms']['p50']} ms (x{figures['latency_ratio']}); half load "
         f"{half['requests_per_second']} req/s p50 {half['latency_ms']['p50']} ms "
         f"p99 {half['latency_ms']['p99']} ms; load {figures['load_average'][0]:.1f}"
     )
+    if "naive_runs" in figures:
+        line += f"; naive {best_rate(figures['naive_runs'])} req/s (server x{figures['naive_ratio']})"
+    return line
 
 
 def summarize(rounds: list[dict[str, Any]], contenders: list[str], metrics: server_metrics.Samples | None) -> dict:
@@ -127,7 +176,7 @@ def summarize(rounds: list[dict[str, Any]], contenders: list[str], metrics: serv
     batch_count = server_metrics.total(metrics, "xstilts_batch_size_count") if metrics else 0.0
     batch_sum = server_metrics.total(metrics, "xstilts_batch_size_sum") if metrics else 0.0
     best_runs = [max(f["saturation_runs"], key=lambda r: r["requests_per_second"]) for f in rounds]
-    return {
+    summary = {
         "rounds": len(rounds),
         "bare_best_sequences_per_second": median([max(f["bare"].values()) for f in rounds]),
         "bare_best_batch": contenders[0],
@@ -141,13 +190,15 @@ def summarize(rounds: list[dict[str, Any]], contenders: list[str], metrics: serv
         "half_saturation_p99_ms": median([f["half"]["latency_ms"]["p99"] for f in rounds]),
         "mean_items_per_batch": round(batch_sum / batch_count, 2) if batch_count else None,
         "wrk_cpu_cores_at_saturation": median([r["wrk_cpu_cores"] for r in best_runs]),
-        "errors": sum(
-            r["non_2xx"] + r["connect_errors"] + r["timeouts"]
-            for f in rounds
-            for r in [*f["saturation_runs"], f["one_client"], f["half"]]
-        ),
+        "errors": sum(error_count([*f["saturation_runs"], f["one_client"], f["half"]]) for f in rounds),
         "load_average_during": median([f["load_average"][0] for f in rounds]),
     }
+    naive = [f for f in rounds if "naive_runs" in f]
+    if naive:
+        summary["naive_saturation_requests_per_second"] = median([best_rate(f["naive_runs"]) for f in naive])
+        summary["server_naive_ratio"] = median([f["naive_ratio"] for f in naive])
+        summary["errors"] += sum(error_count(f["naive_runs"]) for f in naive)
+    return summary
 
 
 def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
@@ -155,16 +206,20 @@ def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     if shutil.which("wrk") is None:
         raise XstiltsError("wrk is missing: apt-get install wrk")
     env = server_settings(args.env)
-    sample = load_evaluation_sample(TASK, resolve_data_dir(args.data_dir), None, None, seed=0)
+    manifest = load_manifest(args.repository / args.model / args.variant)
+    task = manifest.task if manifest.kind is TaskKind.EMBEDDING else TASK
+    data_dir = resolve_data_dir(args.data_dir)
+    sample = load_evaluation_sample(task, data_dir, sample_languages(task, data_dir, None, manifest), None, seed=0)
     items = mixed_items(sample, seed=0)[: args.pairs]
     bodies = write_body_lines(work / "bodies.jsonl", [request_body(sample.kind, [e]) for e in items])
     bare = load_bare(args.repository, args.model, args.variant, items, env)
+    what = "sentences" if manifest.kind is TaskKind.EMBEDDING else "pairs"
     result: dict[str, Any] = {
         "model": args.model,
         "variant": args.variant,
         "cpus": os.cpu_count(),
         "server_settings": env,
-        "texts": f"{len(items)} XNLI test pairs, all languages, one pair per request; "
+        "texts": f"{len(items)} {task} test {what}, {len(sample.languages)} languages mixed, one per request; "
         f"{bare.mean_tokens:.1f} tokens on average",
         "load_average_start": os.getloadavg(),
     }
@@ -173,12 +228,17 @@ def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     print(json.dumps(scan), flush=True)
     contenders = sorted(scan, key=scan.get, reverse=True)[:2]  # type: ignore[arg-type]
     server = xstilts_server(args.repository, f"{args.model}={args.variant}", work / "server.log", settings=env)
-    path = predict_path(args.model)
+    path = predict_path(args.model, manifest.kind)
     rounds = []
-    with running(server):
-        run_wrk(server.url, path, bodies, 16, 5)  # warm-up
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(running(server))
+        naive = None
+        if args.naive:
+            naive = stack.enter_context(running(naive_process(args.repository, manifest, work / "naive.log")))
+        for warm in [server, naive] if naive else [server]:
+            run_wrk(warm.url, path, bodies, 16, 5)  # warm-up
         for number in range(args.rounds):
-            rounds.append(measure_round(server, path, bodies, bare, contenders, args))
+            rounds.append(measure_round(server, path, bodies, bare, contenders, args, naive))
             print(round_line(number + 1, rounds[-1]), flush=True)
         metrics = server_metrics.scrape(server.url)
     result["rounds"] = rounds

@@ -3,10 +3,12 @@
 What a first deployment often looks like, kept as a reference line in the bench report: the checkpoint as
 trained (PyTorch, fp32), no ONNX, no dynamic batching, one request served after the other. It speaks the
 ``/v1`` JSON API of ``xstilts serve`` (``GET /v1/models``, ``POST /v1/models/{name}/predict``, ``/healthz``,
-``/readyz``) so that the same payloads and accuracy pass run against it; it has no ``/metrics``.
+``/readyz``) so that the same payloads and accuracy pass run against it; it has no ``/metrics``. With
+``--bundle`` (an embedding bundle) it serves ``POST /v1/models/{name}/embed`` instead, from the bundle's encoder
+in PyTorch (:mod:`xstilts.bench.naive_embedder`).
 
-It imports torch: run it as ``python -m xstilts.bench.naive_server --checkpoint DIR --port N``; nothing else in
-:mod:`xstilts.bench` imports it.
+It imports torch: run it as ``python -m xstilts.bench.naive_server --checkpoint DIR --port N`` (or ``--bundle
+DIR``); nothing else in :mod:`xstilts.bench` imports it.
 """
 
 from __future__ import annotations
@@ -21,11 +23,10 @@ from fastapi import FastAPI, Request
 from pydantic import ValidationError
 from starlette.responses import JSONResponse
 
+from xstilts.bench.naive_embedder import VARIANT, NaiveEmbedder
 from xstilts.contracts.checkpoint import CHECKPOINT_FILE
 from xstilts.contracts.kinds import TaskKind
-from xstilts.serve.http.v1.protocol import PredictRequest
-
-VARIANT = "naive"
+from xstilts.serve.http.v1.protocol import EmbedRequest, PredictRequest
 
 
 class NaiveModel:
@@ -128,11 +129,16 @@ class NaiveModel:
             return out
 
 
-def create_app(model: NaiveModel) -> FastAPI:
-    app = FastAPI(title="xstilts naive reference", docs_url=None, redoc_url=None, openapi_url=None)
+def error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status)
 
-    def error(status: int, message: str) -> JSONResponse:
-        return JSONResponse({"error": message}, status)
+
+def validation_message(exc: ValidationError) -> str:
+    return "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:3])
+
+
+def create_app(model: NaiveModel | NaiveEmbedder) -> FastAPI:
+    app = FastAPI(title="xstilts naive reference", docs_url=None, redoc_url=None, openapi_url=None)
 
     @app.get("/healthz")
     def healthz() -> dict[str, str]:
@@ -150,6 +156,10 @@ def create_app(model: NaiveModel) -> FastAPI:
     def describe(name: str) -> Any:
         return model.describe() if name == model.name else error(404, f"no model {name!r}")
 
+    if isinstance(model, NaiveEmbedder):
+        add_embed_route(app, model)
+        return app
+
     @app.post("/v1/models/{name}/predict")
     async def predict(name: str, request: Request) -> Any:
         # the model runs right here, on the event loop: one request at a time, the others wait their turn
@@ -159,7 +169,7 @@ def create_app(model: NaiveModel) -> FastAPI:
         try:
             body = PredictRequest.model_validate_json(raw)
         except ValidationError as exc:
-            return error(422, "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:3]))
+            return error(422, validation_message(exc))
         try:
             predictions = model.predict(list(body.inputs))
         except ValueError as exc:
@@ -174,9 +184,35 @@ def create_app(model: NaiveModel) -> FastAPI:
     return app
 
 
+def add_embed_route(app: FastAPI, model: NaiveEmbedder) -> None:
+    """``POST /v1/models/{name}/embed`` in the shape ``xstilts serve`` answers it."""
+
+    @app.post("/v1/models/{name}/embed")
+    async def embed(name: str, request: Request) -> Any:
+        # on the event loop as well: one request at a time
+        if name != model.name:
+            return error(404, f"no model {name!r}; this server has: {model.name}")
+        try:
+            body = EmbedRequest.model_validate_json(await request.body())
+        except ValidationError as exc:
+            return error(422, validation_message(exc))
+        try:
+            vectors, truncated = model.embed(list(body.inputs), body.normalize)
+        except ValueError as exc:
+            return error(422, str(exc))
+        dimension = len(vectors[0]) if vectors else 0
+        return {"model": model.name, "variant": VARIANT, "dimension": dimension, "embeddings": vectors,
+                "truncated": truncated}  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m xstilts.bench.naive_server", description=__doc__.splitlines()[0])
-    parser.add_argument("--checkpoint", required=True, type=Path, help="a target checkpoint written by xstilts train")
+    parser.add_argument(
+        "--checkpoint",
+        help="a target checkpoint written by xstilts train; with --bundle, the encoder to run (an alias or a folder; "
+        "default: the one the bundle records)",
+    )
+    parser.add_argument("--bundle", type=Path, help="an embedding bundle: serve its encoder, pooled as it records")
     parser.add_argument("--name", default=None, help="model name in the API (default: the checkpoint folder's name)")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
@@ -184,8 +220,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     import uvicorn
 
-    checkpoint = args.checkpoint.resolve()
-    model = NaiveModel(checkpoint, args.name or checkpoint.name, args.threads)
+    model: NaiveModel | NaiveEmbedder
+    if args.bundle is not None:
+        bundle = args.bundle.resolve()
+        model = NaiveEmbedder(bundle, args.name or bundle.parent.name, args.checkpoint, args.threads)
+    elif args.checkpoint:
+        checkpoint = Path(args.checkpoint).resolve()
+        model = NaiveModel(checkpoint, args.name or checkpoint.name, args.threads)
+    else:
+        parser.error("give --checkpoint DIR (a classification checkpoint) or --bundle DIR (an embedding bundle)")
     uvicorn.run(create_app(model), host=args.host, port=args.port, log_level="warning", access_log=False)
     return 0
 

@@ -5,7 +5,8 @@ export's parity check does, so that with the same ``per_language`` and ``seed`` 
 API is measured on the very items ``bundle.json`` recorded. Items become ``POST /v1/models/{name}/predict``
 bodies by the friendly API's rules: ``{"text", "text_pair"}`` for pairs, a string for single texts,
 ``{"premise", "question", "choices"}`` for multiple choice (the server then applies the shared segment rule of
-:mod:`xstilts.tasks.encoding`).
+:mod:`xstilts.tasks.encoding`); for an embedding model, ``POST /v1/models/{name}/embed`` bodies of the
+retrieval sentences (each item's sentence in its language, as plain text: the server adds the prefix).
 
 A payload file (JSON, written by :func:`write_payloads`) is what the locustfile reads: the route, and a list of
 bodies with how many items and sequences each one carries. wrk's Lua script (``post.lua``) reads the same bodies
@@ -31,7 +32,9 @@ PAYLOADS_ENV = "XSTILTS_BENCH_PAYLOADS"
 
 
 def request_item(kind: TaskKind, example: Example) -> str | dict[str, Any]:
-    """One item of a ``/v1`` predict body for ``example``."""
+    """One item of a ``/v1`` predict (or embed) body for ``example``."""
+    if kind is TaskKind.EMBEDDING:
+        return example.text_a
     if kind is TaskKind.MULTIPLE_CHOICE:
         item: dict[str, Any] = {"premise": example.text_a, "choices": list(example.choices)}
         if example.text_b:
@@ -43,7 +46,7 @@ def request_item(kind: TaskKind, example: Example) -> str | dict[str, Any]:
 
 
 def request_body(kind: TaskKind, examples: list[Example]) -> dict[str, Any]:
-    """A ``/v1`` predict body carrying ``examples``."""
+    """A ``/v1`` predict (or embed) body carrying ``examples``."""
     return {"inputs": [request_item(kind, e) for e in examples]}
 
 
@@ -52,8 +55,14 @@ def sequences_of(kind: TaskKind, example: Example) -> int:
     return len(example.choices) if kind is TaskKind.MULTIPLE_CHOICE else 1
 
 
-def predict_path(model: str) -> str:
-    return f"/v1/models/{model}/predict"
+def predict_path(model: str, kind: TaskKind | None = None) -> str:
+    """The ``/v1`` route a ``kind`` of model answers on: ``embed`` for embedding models, else ``predict``."""
+    return f"/v1/models/{model}/{'embed' if kind is TaskKind.EMBEDDING else 'predict'}"
+
+
+def answer_key(kind: TaskKind) -> str:
+    """The key a successful ``/v1`` answer of ``kind`` carries its results under."""
+    return "embeddings" if kind is TaskKind.EMBEDDING else "predictions"
 
 
 @dataclass
@@ -67,6 +76,7 @@ class PayloadSet:
     items: list[int]
     sequences: list[int]
     data: dict[str, Any] = field(default_factory=dict)
+    answer: str = "predictions"  # the key a successful answer carries (answer_key)
     schema: str = PAYLOAD_SCHEMA
 
     def to_json(self) -> dict[str, Any]:
@@ -112,7 +122,8 @@ def make_payloads(sample: EvaluationSample, model: str, items_per_request: int =
         bodies.append(request_body(kind, chunk))
         items.append(len(chunk))
         sequences.append(sum(sequences_of(kind, e) for e in chunk))
-    return PayloadSet(model, predict_path(model), items_per_request, bodies, items, sequences, sample.describe())
+    path = predict_path(model, kind)
+    return PayloadSet(model, path, items_per_request, bodies, items, sequences, sample.describe(), answer_key(kind))
 
 
 def write_payloads(path: Path, payloads: PayloadSet) -> Path:

@@ -17,12 +17,13 @@ from typing import Any
 
 from xstilts.atomic import write_json_atomic
 from xstilts.bench import accuracy as acc
-from xstilts.bench import load, servers
-from xstilts.bench.config import BenchConfig, Target, reference_manifest
+from xstilts.bench import load, retrieval, servers
+from xstilts.bench.config import BenchConfig, Target, bench_task, reference_manifest
 from xstilts.bench.machine import machine_info
 from xstilts.bench.payloads import make_payloads, write_payloads
 from xstilts.contracts.bundle import BundleManifest, load_manifest
 from xstilts.contracts.evaluation import EvaluationSample, load_evaluation_sample
+from xstilts.contracts.kinds import TaskKind
 from xstilts.contracts.results import (
     RESULTS_FILE,
     Accuracy,
@@ -36,11 +37,21 @@ from xstilts.errors import XstiltsError
 from xstilts.paths import resolve_data_dir
 
 
-def prepare(config: BenchConfig, task: str, models: list[str]) -> tuple[EvaluationSample, dict[str, dict[str, Path]]]:
-    """The evaluation sample and, per model name, its payload files (the same bodies for every model)."""
-    sample = load_evaluation_sample(
-        task, resolve_data_dir(config.data_dir), config.languages, config.per_language, config.seed
-    )
+def prepare(
+    config: BenchConfig, task: str, models: list[str], manifest: BundleManifest | None = None
+) -> tuple[EvaluationSample, dict[str, dict[str, Path]]]:
+    """The evaluation sample and, per model name, its payload files (the same bodies for every model).
+
+    A retrieval task's languages default to those of ``manifest``'s parity sample (else all present but English).
+    """
+    data_dir = resolve_data_dir(config.data_dir)
+    languages = retrieval.sample_languages(task, data_dir, config.languages, manifest)
+    try:
+        sample = load_evaluation_sample(task, data_dir, languages, config.per_language, config.seed)
+    except XstiltsError as exc:
+        if "no shared items" in str(exc) and config.per_language is not None:
+            raise XstiltsError(f"{exc} (its languages hold different items: pass --per-language all)") from None
+        raise
     folder = config.raw / "payloads"
     files: dict[str, dict[str, Path]] = {}
     for model in dict.fromkeys(models):
@@ -150,7 +161,8 @@ def bench_target(
         served=served,
         bundle=_bundle_facts(manifest),
     )
-    if served.get("task") and served["task"] != sample.task:
+    embedding = served.get("kind") == TaskKind.EMBEDDING.value and sample.kind is TaskKind.EMBEDDING
+    if served.get("task") and served["task"] != sample.task and not embedding:
         raise XstiltsError(f"{target.label} serves task {served['task']}, the sample is {sample.task}")
     if config.accuracy:
         try:
@@ -259,11 +271,11 @@ def bench_url(
     task = config.task or served.get("task")
     if not task:
         raise XstiltsError(f"{url} does not say which task {model} serves: pass --task")
-    sample, payloads = prepare(config, task, [model])
-    results = new_results(config, sample, "url")
     manifest = None
     if repository is not None and served.get("variant"):
         manifest = acc.bundle_manifest(repository, model, served["variant"])
+    sample, payloads = prepare(config, task, [model], manifest)
+    results = new_results(config, sample, "url")
     try:
         results.targets.append(
             bench_target(url, Target(model, None, url), config, sample, payloads[model], manifest, log)
@@ -288,29 +300,36 @@ def bench_compare(
         t.label: reference_manifest(repository, t.model) if t.naive else load_manifest(repository / t.model / t.variant)
         for t in targets
     }
-    tasks = {m.task for m in manifests.values()}
-    if config.task:
-        tasks.add(config.task)
-    if len(tasks) != 1:
-        raise XstiltsError(f"the targets are for different tasks ({', '.join(sorted(tasks))}): compare one task")
-    task = tasks.pop()
+    task = bench_task(list(manifests.values()), config.task)
     checkpoints: dict[str, Path] = {}
     for target in targets:
-        if target.naive:
+        if target.naive and manifests[target.label].kind is TaskKind.EMBEDDING:
+            # the encoder the bundle records (an alias or a folder), unless --naive-checkpoint names another
+            checkpoints[target.label] = naive_checkpoint or Path(servers.encoder_of(manifests[target.label]))
+        elif target.naive:
             if naive_checkpoint is not None:
                 checkpoints[target.label] = naive_checkpoint
             else:
                 roots = [Path.cwd() / "runs", repository.resolve().parent]
                 checkpoints[target.label] = servers.find_checkpoint(manifests[target.label], roots)
             log(f"{target.label}: checkpoint {checkpoints[target.label]}")
-    sample, payloads = prepare(config, task, [t.model for t in targets])
+    sample, payloads = prepare(config, task, [t.model for t in targets], next(iter(manifests.values()), None))
     results = new_results(config, sample, "compare")
     results.repository = str(repository)
     results.serve_args = serve_args or []
     logs = config.raw / "servers"
     try:
         for target in targets:
-            if target.naive:
+            manifest = manifests[target.label]
+            if target.naive and manifest.kind is TaskKind.EMBEDDING:
+                server = servers.naive_embedding_server(
+                    repository / manifest.name / manifest.variant,
+                    target.model,
+                    logs / f"{_slug(target.label)}.log",
+                    naive_threads,
+                    encoder=str(checkpoints[target.label]),
+                )
+            elif target.naive:
                 server = servers.naive_server(
                     checkpoints[target.label], target.model, logs / f"{_slug(target.label)}.log", naive_threads
                 )

@@ -2,7 +2,8 @@
 
 ``xstilts serve`` runs one model and one variant of a repository (for ``xstilts bench --compare`` and for the
 wrk measurement); the naive reference server (:mod:`xstilts.bench.naive_server`, PyTorch, one request at a
-time) runs the checkpoint the bundle was exported from. Both are child processes: started, awaited on
+time) runs the checkpoint the bundle was exported from (for an embedding bundle, its encoder with the bundle's
+layer, pooling and prefix). Both are child processes: started, awaited on
 ``/readyz``, stopped with SIGTERM (then SIGKILL).
 """
 
@@ -170,6 +171,35 @@ def naive_server(
         "--port",
         str(port),
     ]
+    if threads:
+        command += ["--threads", str(threads)]
+    return ServerProcess(f"{model}/naive", command, port, log_path)
+
+
+def encoder_of(manifest: BundleManifest) -> str:
+    """The encoder an embedding bundle was exported from, as its build record names it (an alias or a folder)."""
+    origin = (manifest.build or {}).get("checkpoint") or {}
+    encoder = origin.get("folder") or (manifest.lineage or {}).get("encoder")
+    if not encoder:
+        raise XstiltsError(f"{manifest.name}/{manifest.variant} does not record its encoder: pass --naive-checkpoint")
+    return str(encoder)
+
+
+def naive_embedding_server(
+    bundle: Path,
+    model: str,
+    log_path: Path,
+    threads: int | None = None,
+    port: int | None = None,
+    encoder: str | None = None,
+) -> ServerProcess:
+    """The embedding reference: FastAPI and the bundle's encoder in PyTorch (its layer, pooling and prefix), one
+    request at a time; ``encoder`` (default: the one the bundle records) names the encoder to run."""
+    port = port or free_port()
+    command = [sys.executable, "-m", "xstilts.bench.naive_server", "--bundle", str(bundle), "--name", model]
+    command += ["--host", "127.0.0.1", "--port", str(port)]
+    if encoder:
+        command += ["--checkpoint", encoder]
     if threads:
         command += ["--threads", str(threads)]
     return ServerProcess(f"{model}/naive", command, port, log_path)

@@ -14,7 +14,7 @@ from typing import Any
 
 from xstilts.contracts.kinds import TaskKind
 from xstilts.errors import XstiltsError
-from xstilts.tasks import ZERO_SHOT, Example, get_task, load_examples, resolve_languages, sample_items
+from xstilts.tasks import ZERO_SHOT, Example, get_split, get_task, load_examples, resolve_languages, sample_items
 
 
 def evaluation_split(task: str) -> str:
@@ -81,7 +81,8 @@ def load_evaluation_sample(
     spec = get_task(task)
     split = split or evaluation_split(task)
     langs = resolve_languages(spec, split, languages)
-    examples = sample_items({lang: load_examples(spec, split, lang, data_dir) for lang in langs}, per_language, seed)
+    loaded = {lang: load_examples(spec, split, lang, data_dir) for lang in langs}
+    examples = sample_items(loaded, per_language, seed, get_split(spec, split).parallel)
     empty = [lang for lang, ex in examples.items() if not ex]
     if empty:
         raise XstiltsError(f"{task} {split} has no shared items in {', '.join(empty)}")

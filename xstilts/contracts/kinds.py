@@ -12,3 +12,5 @@ class TaskKind(Name):
     SINGLE = "single_classification"
     MULTIPLE_CHOICE = "multiple_choice"
     EMBEDDING = "embedding"  # sentence retrieval: no head, the encoder's pooled vector of a layer
+    SPAN_QA = "span_qa"  # extractive question answering: start and end logits per token of a window
+    TOKEN_CLASSIFICATION = "token_classification"  # tagging (NER, POS): one tag per word, read at its first token

@@ -156,6 +156,9 @@ class Accuracy(Part):
     average: float
     requests: RequestStats
     parity: Parity
+    metric: str | None = None  # what "accuracy" is when not a label's: "top-1 retrieval accuracy" (retrieval)
+
+    OMIT_NONE = frozenset({"metric"})
 
 
 # ---------------------------------------------------------------------------------------------------- load

@@ -19,7 +19,7 @@ from pydantic import ValidationError
 
 from xstilts.errors import XstiltsError
 from xstilts.grid.config import GridConfig
-from xstilts.training.config import RunConfig, evaluation_spec, validate_names
+from xstilts.training.config import RunConfig, evaluation_spec, target_shape, validate_names
 
 SEPARATOR = "__"
 
@@ -38,6 +38,11 @@ class Cell:
     run: dict[str, Any]  # the training run config, normalised
     load: bool  # whether the bench runs load scenarios for this cell
     aliases: tuple[str, ...] = ()
+
+    @property
+    def trains_target(self) -> bool:
+        """Whether the cell trains a target phase (a retrieval target evaluates the encoder it is left with)."""
+        return target_shape(self.run["target"]) == "phase"
 
     @property
     def bundle(self) -> str:
@@ -80,9 +85,12 @@ def run_config(
     if steps is not None:
         phases = phases[:-1] + ([with_steps(phases[-1], steps)] if steps > 0 else [])
     recipe = config.targets[target]
-    target_phase = {**config.phase_defaults, **recipe.target}
-    if target_steps is not None:
-        target_phase = with_steps(target_phase, target_steps)
+    if target_shape(recipe.target) == "encoder":  # a retrieval target: nothing to train, no phase defaults
+        target_phase = dict(recipe.target)
+    else:
+        target_phase = {**config.phase_defaults, **recipe.target}
+        if target_steps is not None:
+            target_phase = with_steps(target_phase, target_steps)
     base = dict(config.base)
     evaluation = {**base.pop("evaluation", {}), **recipe.evaluation}
     return {
@@ -135,7 +143,8 @@ def candidates(config: GridConfig) -> list[tuple[str, int | None, int | None, st
                 out += [(model, None, None, arm, target, seed) for arm in config.arms]
                 if durations:
                     out += [(model, s, None, arm, target, seed) for arm in durations.arms for s in durations.steps]
-                if longer:
+                # a retrieval target has no target phase whose budget could grow
+                if longer and target_shape(config.targets[target].target) == "phase":
                     out += [(model, None, t, arm, target, seed) for arm in longer.arms for t in longer.steps]
     return out
 

@@ -23,12 +23,14 @@ ROW_SCHEMA = "xstilts.grid.row/1"
 
 
 def training_results(results: dict[str, Any]) -> dict[str, Any]:
-    """Zero-shot accuracy of the checkpoint, from the run's results.json."""
+    """Zero-shot figures of the checkpoint (accuracy, or the metric the results name), from the run's results.json."""
+    metric = results.get("metric", "accuracy")
     return {
         "task": results["task"],
         "split": results["split"],
+        "metric": metric,
         "per_language": results["sample_per_language"],
-        "languages": {lang: v["accuracy"] for lang, v in results["languages"].items()},
+        "languages": {lang: v[metric] for lang, v in results["languages"].items()},
         "average": results["average"],
         "average_non_english": results.get("average_non_english"),
     }
@@ -80,16 +82,19 @@ def serving(target: TargetResult) -> dict[str, Any] | None:
     return out
 
 
-def budget(run_config: dict[str, Any], manifest: dict[str, Any], bench_flags: dict[str, str]) -> dict[str, Any]:
+def budget(cell: Cell, manifest: dict[str, Any], bench_flags: dict[str, str]) -> dict[str, Any]:
+    """The training budget of the cell: steps per phase (a retrieval target trains none) and the sample sizes."""
     keys = ("label", "steps", "batch_size", "gradient_accumulation", "learning_rate", "max_length")
     phases = [
         {**{k: p[k] for k in keys}, "head_learning_rate": p.get("head_learning_rate", p["learning_rate"])}
         for p in manifest["phases"]
     ]
+    intermediate = phases[:-1] if cell.trains_target else phases
+    run_config = cell.run
     return {
-        "intermediate_steps_total": sum(p["steps"] for p in phases[:-1]),
-        "target_steps": phases[-1]["steps"],
-        "batch_size": phases[-1]["batch_size"],
+        "intermediate_steps_total": sum(p["steps"] for p in intermediate),
+        "target_steps": phases[-1]["steps"] if cell.trains_target else 0,
+        "batch_size": phases[-1]["batch_size"] if phases else None,
         "max_length": run_config["max_length"],
         "freeze_embeddings": run_config["freeze_embeddings"],
         "pooling": run_config.get("pooling", "cls"),
@@ -161,7 +166,7 @@ def build_row(
         "training": training_results(results),
         "api": {v: api_accuracy(t) for v, t in targets.items()},
         "serving": {v: s for v, s in served.items() if s},
-        "budget": budget(cell.run, manifest, bench_flags),
+        "budget": budget(cell, manifest, bench_flags),
         "wall_s": {**wall_s, "training_phases": round(sum(p["wall_time_s"] for p in manifest["phases"]), 1)},
         "lineage": lineage(manifest, bundles),
         "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),

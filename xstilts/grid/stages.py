@@ -19,6 +19,7 @@ from xstilts.atomic import write_text_atomic
 from xstilts.contracts.bundle import load_manifest
 from xstilts.contracts.checkpoint import CHECKPOINT_FILE
 from xstilts.contracts.hashing import json_digest
+from xstilts.contracts.kinds import TaskKind
 from xstilts.contracts.results import RESULTS_FILE, BenchResults, read_results
 from xstilts.errors import XstiltsError
 from xstilts.grid.cells import Cell
@@ -51,9 +52,11 @@ def data_args(data_dir: Path) -> list[str]:
 # ------------------------------------------------------------------------------------------------------ train
 
 
-def trained(paths: CellLayout) -> bool:
+def trained(cell: Cell, paths: CellLayout) -> bool:
+    """Whether the run wrote its results, manifest and checkpoint (a retrieval target's: the encoder's folder)."""
     run = paths.run
-    return all(p.is_file() for p in (run / "results.json", run / "manifest.json", run / "checkpoint" / CHECKPOINT_FILE))
+    checkpoint = run / "checkpoint" / (CHECKPOINT_FILE if cell.trains_target else "config.json")
+    return all(p.is_file() for p in (run / "results.json", run / "manifest.json", checkpoint))
 
 
 def first_phase_key(cell: Cell) -> str:
@@ -67,7 +70,7 @@ def first_phase_key(cell: Cell) -> str:
 def train(cell: Cell, grid: GridLayout, paths: CellLayout, data_dir: Path) -> float | None:
     """Train the cell's run with the shared phase store; None when it was already trained."""
     write_text_atomic(paths.config, yaml.safe_dump(cell.run, sort_keys=False))
-    if trained(paths):
+    if trained(cell, paths):
         return None
     argv = ["train", str(paths.config), "--output", str(paths.run), "--phase-store", str(grid.phases)]
     # Cells sharing phases must not train the same phase folder at once (parallel pods on one volume).
@@ -106,9 +109,17 @@ def export(config: GridConfig, cell: Cell, grid: GridLayout, paths: CellLayout, 
     argv = [
         "export", str(paths.run / "checkpoint"), "--repository", str(grid.repository), "--name", cell.bundle,
         "--variants", ",".join(e.variants), "--parity-examples", str(e.parity_examples),
-        "--max-accuracy-drop", str(e.max_accuracy_drop), "--keep-failed",
+        "--max-accuracy-drop", str(e.max_accuracy_drop), "--keep-failed", *embedding_args(cell),
     ]  # fmt: skip
     return run_command([*argv, *data_args(data_dir)], paths.log("export"))
+
+
+def embedding_args(cell: Cell) -> list[str]:
+    """A retrieval cell exports its encoder as an embedding bundle, at the layer its target names (if any)."""
+    if cell.trains_target:
+        return []
+    layer = cell.run["target"].get("layer")
+    return ["--kind", TaskKind.EMBEDDING.value, *(["--layer", str(layer)] if layer is not None else [])]
 
 
 def benched_variants(config: GridConfig, cell: Cell, grid: GridLayout) -> list[str]:

@@ -16,7 +16,9 @@ from transformers import (
     AutoConfig,
     AutoModel,
     AutoModelForMultipleChoice,
+    AutoModelForQuestionAnswering,
     AutoModelForSequenceClassification,
+    AutoModelForTokenClassification,
     PretrainedConfig,
     PreTrainedModel,
 )
@@ -98,7 +100,11 @@ class MeanPooledForMultipleChoice(MeanPooledHead):
 
 
 def head_class(kind: TaskKind, pooling: Pooling = "cls") -> Any:
-    """The model class for a task of ``kind`` with ``pooling``."""
+    """The model class for a task of ``kind`` with ``pooling`` (a tagging head reads every token: no pooling)."""
+    if kind is TaskKind.TOKEN_CLASSIFICATION:
+        return AutoModelForTokenClassification
+    if kind is TaskKind.SPAN_QA:  # start and end logits per token: no pooling
+        return AutoModelForQuestionAnswering
     multiple_choice = kind is TaskKind.MULTIPLE_CHOICE
     if pooling == "mean":
         return MeanPooledForMultipleChoice if multiple_choice else MeanPooledForSequenceClassification

@@ -35,7 +35,9 @@ def _alias_of(name: str) -> str:
 
 
 def base_model(name: str, folder: Path) -> str:
-    """The alias ``folder`` descends from: the name itself, a checkpoint's lineage, or the start of a phase chain."""
+    """The alias ``folder`` descends from: the name itself, a checkpoint's lineage, or the start of a phase chain
+    (a run's ``checkpoint`` link is followed first)."""
+    folder = folder.resolve()
     if (folder / CHECKPOINT_FILE).is_file():
         model = json.loads((folder / CHECKPOINT_FILE).read_text()).get("lineage", {}).get("model")
         if model:
@@ -49,7 +51,7 @@ def base_model(name: str, folder: Path) -> str:
         if not (start.parent / PHASE_RECORD).is_file():
             return _alias_of(str(start))
         phase = start.parent
-    return _alias_of(name)
+    return _alias_of(name) or _alias_of(folder.name)
 
 
 def default_spec(

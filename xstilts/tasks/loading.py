@@ -114,11 +114,14 @@ def sample(examples: Sequence[Example], limit: int | None, seed: int) -> list[Ex
 
 
 def sample_items(
-    examples_by_language: dict[str, list[Example]], limit: int | None, seed: int
+    examples_by_language: dict[str, list[Example]], limit: int | None, seed: int, parallel: bool = True
 ) -> dict[str, list[Example]]:
-    """Sample the same items in every language (by item id), so that per-language figures stay comparable."""
+    """Sample the same items in every language (by item id), so that per-language figures stay comparable; for
+    a split that is not ``parallel``, a seeded sample of each language's own items."""
     if limit is None:
         return examples_by_language
+    if not parallel:
+        return {lang: sample(ex, limit, seed) for lang, ex in examples_by_language.items()}
     common = set.intersection(*(set(e.uid for e in ex) for ex in examples_by_language.values()))
     chosen = set(sample(sorted(common), limit, seed))
     return {lang: [e for e in ex if e.uid in chosen] for lang, ex in examples_by_language.items()}

@@ -43,6 +43,17 @@ ZERO_SHOT: dict[str, ZeroShot] = {
             "val",
             "train on English COPA train; evaluate COPA val (en) and its XCOPA translations",
         ),
+        ZeroShot(
+            "xquad",
+            "tydiqa_en",
+            "train",
+            "test",
+            "train on English TyDiQA-GoldP train (SQuAD v1.1 is not available); evaluate XQuAD in 12 languages",
+        ),
+        ZeroShot("mlqa", "tydiqa_en", "train", "dev", "train on English TyDiQA-GoldP train; evaluate MLQA dev"),
+        ZeroShot("tydiqa", "tydiqa_en", "train", "dev", "train on English TyDiQA-GoldP train; evaluate its dev"),
+        ZeroShot("panx", "panx", "train", "dev", "train on English PAN-X train; evaluate PAN-X dev in 16 languages"),
+        ZeroShot("udpos", "udpos", "train", "dev", "train on English UD-POS train; evaluate its dev in 15 languages"),
     )
 }
 

@@ -7,6 +7,8 @@ from functools import partial
 from xstilts.contracts.kinds import TaskKind
 from xstilts.tasks import parsers
 from xstilts.tasks.parsers import NLI_LABELS, in_half
+from xstilts.tasks.squad import squad
+from xstilts.tasks.tagged import PANX_TAGS, UPOS_TAGS, tagged_words
 from xstilts.tasks.types import Split, Task
 
 XNLI_LANGUAGES = ("en", "ar", "bg", "de", "el", "es", "fr", "hi", "ru", "sw", "th", "tr", "ur", "vi", "zh")
@@ -41,6 +43,41 @@ _PAWSX_DEV_LAYOUTS = ("pawsx/xtreme_format/dev-{lang}.tsv", "pawsx/dev-{lang}.ts
 def _retrieval(name: str, splits: dict[str, Split], description: str, license: str) -> Task:
     """A retrieval task: no labels, nothing to train on, evaluated on its test split (the encoder is used as is)."""
     return Task(name, TaskKind.EMBEDDING, (), splits, "", "test", description, license)
+
+
+PANX_LANGUAGES = ("en", "ar", "bg", "de", "el", "es", "fr", "hi", "ja", "ko", "ru", "sw", "tr", "ur", "vi", "zh")
+UDPOS_LANGUAGES = ("en", "ar", "bg", "de", "el", "es", "fr", "hi", "ja", "ko", "ru", "tr", "ur", "vi", "zh")
+
+
+def _tagging(name: str, tags: tuple[str, ...], languages: tuple[str, ...], description: str, license: str) -> Task:
+    """A tagging task in the XTREME layout: English ``train``, ``dev`` in every language (not parallel)."""
+    parse = {split: tagged_words(f"{name}-{split}", tags) for split in ("train", "dev")}
+    layouts = {split: (f"{name}/xtreme_format/{split}-{{lang}}.tsv", f"{name}/{split}-{{lang}}.tsv") for split in parse}
+    splits = {
+        "train": Split(EN, layouts["train"], parse["train"], parallel=False),
+        "dev": Split(languages, layouts["dev"], parse["dev"], parallel=False),
+    }
+    return Task(name, TaskKind.TOKEN_CLASSIFICATION, tags, splits, "train", "dev", description, license)
+
+
+MLQA_LANGUAGES = ("en", "ar", "de", "es", "hi", "vi", "zh")
+TYDIQA_LANGUAGES = ("en", "ar", "bn", "fi", "id", "ko", "ru", "sw", "te")
+# TyDiQA-GoldP's own dev archive names its files by language name; XTREME's download splits them by code.
+_TYDIQA_NAMES = {
+    "en": "english", "ar": "arabic", "bn": "bengali", "fi": "finnish", "id": "indonesian",
+    "ko": "korean", "ru": "russian", "sw": "swahili", "te": "telugu",
+}  # fmt: skip
+
+
+def _mlqa_layouts(question: str) -> tuple[str, ...]:
+    """MLQA dev files with contexts in {lang} and questions in ``question``: staged here, or XTREME's layout."""
+    name = f"dev-context-{{lang}}-question-{question}.json"
+    return (f"mlqa/dev/{name}", f"mlqa/MLQA_V1/dev/{name}")
+
+
+def _span_qa(name: str, splits: dict[str, Split], train: str, evaluate: str, description: str, license: str) -> Task:
+    """An extractive QA task (SQuAD format): no labels, answers are spans of the context."""
+    return Task(name, TaskKind.SPAN_QA, (), splits, train, evaluate, description, license)
 
 
 def _pawsx_half(half: int):
@@ -258,6 +295,93 @@ TASKS: dict[str, Task] = {
             },
             "BUCC 2018 bitext mining xx-en (XTREME layout; rows: gold pairs); margin-based mining",
             "BUCC 2018 terms (research use)",
+        ),
+        _tagging(
+            "panx",
+            PANX_TAGS,
+            PANX_LANGUAGES,
+            "WikiANN named entities (PAN-X, BIO tags PER/ORG/LOC): English train, dev in 16 languages",
+            "WikiANN terms (see its source)",
+        ),
+        _tagging(
+            "udpos",
+            UPOS_TAGS,
+            UDPOS_LANGUAGES,
+            "Universal Dependencies part-of-speech tags (17 UPOS): English train, dev in 15 languages",
+            "the UD treebanks' licenses",
+        ),
+        _span_qa(
+            "tydiqa_en",
+            {
+                "train": Split(
+                    EN,
+                    (
+                        "tydiqa_goldp/train/tydiqa.goldp.en.train.json",
+                        "tydiqa/tydiqa-goldp-v1.1-train/tydiqa.goldp.en.train.json",
+                        "tydiqa/tydiqa-goldp-v1.1-train/tydiqa.en.train.json",
+                    ),
+                    squad("tydiqa_en"),
+                )
+            },
+            "train",
+            "train",
+            "TyDiQA-GoldP English train (3,696 questions): the English QA training set here (SQuAD v1.1 is not)",
+            "Apache 2.0 (TyDi QA)",
+        ),
+        _span_qa(
+            "tydiqa",
+            {
+                "dev": Split(
+                    TYDIQA_LANGUAGES,
+                    ("tydiqa/tydiqa-goldp-v1.1-dev/tydiqa.goldp.{lang}.dev.json",),
+                    squad("tydiqa"),
+                    language_layouts={
+                        lang: (
+                            f"tydiqa_goldp/dev/tydiqa.goldp.{lang}.dev.json",
+                            f"tydiqa/tydiqa-goldp-v1.1-dev/tydiqa.goldp.{lang}.dev.json",
+                            f"tydiqa/tydiqa-goldp-v1.1-dev/tydiqa-goldp-dev-{name}.json",
+                        )
+                        for lang, name in _TYDIQA_NAMES.items()
+                    },
+                    parallel=False,
+                    note="TyDiQA-GoldP dev, 9 languages (not parallel: each language's own questions)",
+                )
+            },
+            "",
+            "dev",
+            "TyDiQA-GoldP dev (XTREME's per-language files, or the dev archive's per-language-name files)",
+            "Apache 2.0 (TyDi QA)",
+        ),
+        _span_qa(
+            "xquad",
+            {"test": Split(XQUAD_LANGUAGES, ("xquad/xquad.{lang}.json",), squad("xquad"))},
+            "",
+            "test",
+            "XQuAD: 1,190 SQuAD v1.1 dev questions professionally translated into 11 languages (evaluation only)",
+            "CC BY-SA 4.0",
+        ),
+        _span_qa(
+            "mlqa",
+            {
+                "dev": Split(
+                    MLQA_LANGUAGES,
+                    _mlqa_layouts("{lang}"),
+                    squad("mlqa"),
+                    parallel=False,
+                    note="context and question in the same language",
+                ),
+                "dev-question-en": Split(
+                    MLQA_LANGUAGES,
+                    _mlqa_layouts("en"),
+                    squad("mlqa"),
+                    parallel=False,
+                    note="context in the language, question in English",
+                ),
+            },
+            "",
+            "dev",
+            "MLQA dev in 7 languages (same-language files; the English-question files as split dev-question-en)",
+            "CC BY-SA 3.0",
         ),
     )
 }

@@ -19,6 +19,10 @@ class Example:
     For multiple choice, ``text_a`` is the premise or context, ``text_b`` the question and ``choices``
     the candidate answers; ``label`` is the index of the right one. For retrieval (``TaskKind.EMBEDDING``),
     ``text_a`` is the sentence in ``language``, ``text_b`` its English counterpart and ``label`` its index.
+    For extractive QA (``TaskKind.SPAN_QA``), ``text_a`` is the context, ``text_b`` the question and ``answers``
+    the gold answers as (text, character start in the context). For tagging (``TaskKind.TOKEN_CLASSIFICATION``),
+    ``words`` are the sentence's words, ``tags`` their tags (names from the task's labels) and ``text_a`` the
+    words joined by single spaces.
     """
 
     uid: str
@@ -27,6 +31,9 @@ class Example:
     text_b: str | None
     label: int
     choices: tuple[str, ...] = ()
+    answers: tuple[tuple[str, int], ...] = ()
+    words: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
 
 
 Parser = Callable[[Sequence[Path], str], list[Example]]
@@ -50,6 +57,9 @@ class Split:
     # True: ``languages`` are those the layout is known to hold (Tatoeba: XTREME's 36), of which a data folder
     # usually has a few; listings and ``all`` take the languages present, and any other code present loads too.
     present_only: bool = False
+    # False: each language's items are its own (PAN-X, UD-POS), not translations of the same items; an evaluation
+    # sample then draws its seeded items in each language separately.
+    parallel: bool = True
 
     def templates_for(self, language: str) -> tuple[str, ...]:
         return self.language_layouts.get(language, self.layouts)

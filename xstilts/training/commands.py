@@ -52,9 +52,11 @@ def register(subparsers) -> None:
 
 
 def print_results(results: dict) -> None:
-    rows = [(lang, f"{100 * v['accuracy']:.1f}", v["examples"]) for lang, v in results["languages"].items()]
+    """The per-language figures of the metric the results name (accuracy unless ``metric`` says otherwise)."""
+    metric = results.get("metric", "accuracy")
+    rows = [(lang, f"{100 * v[metric]:.1f}", v["examples"]) for lang, v in results["languages"].items()]
     rows.append(("average", f"{100 * results['average']:.1f}", ""))
-    print_table(("language", "accuracy %", "examples"), rows)
+    print_table(("language", f"{metric} %", "examples"), rows)
 
 
 def run_train(args: argparse.Namespace) -> int:
@@ -66,8 +68,13 @@ def run_train(args: argparse.Namespace) -> int:
 
     output = args.output or RUNS_DIR / args.config.stem
     results = run(config, output, data_dir, args.phase_store)
-    print(f"\n{results['task']} {results['split']}, zero-shot accuracy per language:")
-    print_results(results)
+    print(f"\n{results['task']} {results['split']}, zero-shot figures per language:")
+    if config.trains_target:
+        print_results(results)
+    else:
+        from xstilts.retrieval.commands import print_results as print_retrieval
+
+        print_retrieval(results)
     print(f"\ncheckpoint: {output / 'checkpoint'}\nresults: {output / 'results.json'}")
     return 0
 

@@ -6,14 +6,16 @@ A YAML file, validated strictly: an unknown key, task, split or language fails b
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal, NamedTuple
+from typing import Annotated, Any, Literal, NamedTuple
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, model_validator
 
 from xstilts.contracts.checkpoint import Pooling
 from xstilts.contracts.evaluation import evaluation_split
+from xstilts.contracts.kinds import TaskKind
 from xstilts.errors import XstiltsError
+from xstilts.qa.windows import DOC_STRIDE
 from xstilts.tasks import get_task, resolve_languages, training_data
 from xstilts.yamlfile import load_mapping
 
@@ -71,6 +73,26 @@ class PhaseConfig(Strict):
         return self.head_learning_rate or self.learning_rate
 
 
+class EncoderTarget(Strict):
+    """A target without a training phase (sentence retrieval): the encoder the intermediate phases left (with none,
+    the pretrained model) is evaluated as it is."""
+
+    task: str
+    layer: int | None = Field(default=None, ge=0)  # hidden state to pool (default: the base model's measured best)
+
+
+def target_shape(value: Any) -> str:
+    """Which target shape a config's ``target`` is: a training phase (``tasks:``) or an encoder (``task:``)."""
+    if isinstance(value, EncoderTarget) or (isinstance(value, dict) and "task" in value and "tasks" not in value):
+        return "encoder"
+    return "phase"
+
+
+Target = Annotated[
+    Annotated[PhaseConfig, Tag("phase")] | Annotated[EncoderTarget, Tag("encoder")], Discriminator(target_shape)
+]
+
+
 class EvaluationConfig(Strict):
     """Zero-shot evaluation of the target checkpoint."""
 
@@ -88,27 +110,33 @@ class RunConfig(Strict):
     model: str
     seed: int = 0
     max_length: int = Field(default=128, gt=8)
+    doc_stride: int = Field(default=DOC_STRIDE, gt=0)  # extractive QA: context tokens consecutive windows share
     freeze_embeddings: bool = False
     pooling: Pooling = "cls"  # what every head reads: the first token ([CLS]) or the mean of the token states
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
     save_steps: int = Field(default=100, gt=0)
     intermediate: list[PhaseConfig] = Field(default_factory=list)
-    target: PhaseConfig
+    target: Target
     evaluation: EvaluationConfig = EvaluationConfig()
 
     @model_validator(mode="after")
     def _single_target_task(self) -> RunConfig:
-        if len(self.target.tasks) != 1:
+        if isinstance(self.target, PhaseConfig) and len(self.target.tasks) != 1:
             raise ValueError("the target phase trains exactly one task")
         return self
 
     @property
+    def trains_target(self) -> bool:
+        """Whether the target has a training phase (a retrieval target evaluates the encoder as it is)."""
+        return isinstance(self.target, PhaseConfig)
+
+    @property
     def phases(self) -> list[PhaseConfig]:
-        return [*self.intermediate, self.target]
+        return [*self.intermediate, self.target] if isinstance(self.target, PhaseConfig) else list(self.intermediate)
 
     @property
     def target_task(self) -> str:
-        return self.target.tasks[0].task
+        return self.target.tasks[0].task if isinstance(self.target, PhaseConfig) else self.target.task
 
     # A phase's unset seed and max_length take the run's: the one place those defaults resolve.
     def seed_of(self, phase: PhaseConfig) -> int:
@@ -152,8 +180,24 @@ def evaluated_languages(config: RunConfig) -> tuple[str, ...]:
     return resolve_languages(get_task(spec.task), spec.split, config.evaluation.languages)
 
 
+def check_target_shape(config: RunConfig) -> None:
+    """A retrieval task is a target without training (``target: {task: ...}``); every other target trains."""
+    retrieval = get_task(config.target_task).kind is TaskKind.EMBEDDING
+    if retrieval and config.trains_target:
+        raise XstiltsError(
+            f"target task {config.target_task} is a retrieval task with nothing to train on: write "
+            f"target: {{task: {config.target_task}}} (the encoder the intermediate phases leave is evaluated)"
+        )
+    if not retrieval and not config.trains_target:
+        raise XstiltsError(
+            f"target task {config.target_task} needs a training phase: target: {{tasks: [{{task: "
+            f"{config.target_task}}}], max_steps: N}}; only retrieval tasks are evaluated without one"
+        )
+
+
 def validate_names(config: RunConfig) -> None:
     """Check every task, split and language the config names, before anything is loaded or trained."""
+    check_target_shape(config)
     for phase in config.phases:
         for data in phase.tasks:
             source, split = resolved_split(data, config.target_of(phase))

@@ -10,6 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from xstilts.contracts.kinds import TaskKind
+from xstilts.qa.batches import span_items, span_targets
+from xstilts.qa.windows import DOC_STRIDE
+from xstilts.tagging.batches import padded_labels, tagging_items
 from xstilts.tasks import Example, Task, get_task, load_examples, resolve_languages, sample, split_files
 from xstilts.tasks.encoding import example_segments
 from xstilts.training.config import PhaseConfig, TaskData, resolved_split
@@ -62,11 +65,21 @@ def tokenize(tokenizer: Any, kind: TaskKind, examples: Sequence[Example], max_le
 class PhaseDataset:
     """All tasks' tokenized examples of a phase, addressed by one global index."""
 
-    def __init__(self, tokenizer: Any, parts: Sequence[TaskExamples], max_length: int) -> None:
+    def __init__(
+        self, tokenizer: Any, parts: Sequence[TaskExamples], max_length: int, doc_stride: int = DOC_STRIDE
+    ) -> None:
         self.items: list[dict[str, Any]] = []
         self.offsets: dict[str, range] = {}
         for part in parts:
             start = len(self.items)
+            if part.task.kind is TaskKind.SPAN_QA:  # one item per window of a (question, context) pair
+                self.items.extend(span_items(tokenizer, part.task.name, part.examples, max_length, doc_stride))
+                self.offsets[part.task.name] = range(start, len(self.items))
+                continue
+            if part.task.kind is TaskKind.TOKEN_CLASSIFICATION:  # one item per window of a sentence
+                self.items.extend(tagging_items(tokenizer, part.task.name, part.examples, part.task.labels, max_length))
+                self.offsets[part.task.name] = range(start, len(self.items))
+                continue
             for example, ids in zip(
                 part.examples, tokenize(tokenizer, part.task.kind, part.examples, max_length), strict=True
             ):
@@ -149,5 +162,10 @@ class Collator:
         if self.kinds[task] is TaskKind.MULTIPLE_CHOICE:
             choices = len(items[0]["input_ids"])
             ids, mask = ids.view(len(items), choices, width), mask.view(len(items), choices, width)
-        labels = torch.tensor([item["label"] for item in items], dtype=torch.long)
+        if self.kinds[task] is TaskKind.SPAN_QA:
+            return {"task": task, "input_ids": ids, "attention_mask": mask, **span_targets(items)}
+        if self.kinds[task] is TaskKind.TOKEN_CLASSIFICATION:
+            labels = padded_labels(items, width)
+        else:
+            labels = torch.tensor([item["label"] for item in items], dtype=torch.long)
         return {"task": task, "input_ids": ids, "attention_mask": mask, "labels": labels}

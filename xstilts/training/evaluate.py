@@ -59,6 +59,14 @@ def evaluate(checkpoint: Path, sample: EvaluationSample, batch_size: int) -> dic
     task.check_head(info.kind, info.labels)
     tokenizer = load_tokenizer(checkpoint)
     model = load_task_model(checkpoint, task.kind).to(device())
+    if task.kind is TaskKind.SPAN_QA:
+        from xstilts.qa.evaluate import evaluate_qa
+
+        return evaluate_qa(model, tokenizer, info, sample, batch_size)
+    if task.kind is TaskKind.TOKEN_CLASSIFICATION:
+        from xstilts.tagging.evaluate import evaluate_tagging
+
+        return evaluate_tagging(model, tokenizer, info, sample, batch_size)
     started = time.time()
     per_language = {}
     for lang, examples in sample.examples.items():

@@ -18,7 +18,9 @@ from xstilts.tasks import Task
 def task_model(task: Task, encoder: PreTrainedModel, pooling: Pooling = "cls") -> PreTrainedModel:
     """A fresh head for ``task`` on top of ``encoder`` (shared, not copied), pooled as ``pooling`` says."""
     config = encoder.config.__class__.from_dict(encoder.config.to_dict())
-    if task.kind is not TaskKind.MULTIPLE_CHOICE:
+    if task.kind is TaskKind.SPAN_QA:
+        config.num_labels = 2  # the span head's two outputs per token: start and end
+    elif task.kind is not TaskKind.MULTIPLE_CHOICE:
         config.num_labels = task.num_labels
         config.id2label = dict(enumerate(task.labels))
         config.label2id = {label: i for i, label in enumerate(task.labels)}
@@ -64,6 +66,19 @@ class MultiTaskModel(torch.nn.Module):
         self.tasks = torch.nn.ModuleDict(models)
 
     def forward(
-        self, task: str, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor | None = None
+        self,
+        task: str,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        labels: torch.Tensor | None = None,
+        start_positions: torch.Tensor | None = None,
+        end_positions: torch.Tensor | None = None,
     ) -> Any:
+        if start_positions is not None:  # extractive QA: the gold span's token positions instead of labels
+            return self.tasks[task](
+                input_ids=input_ids,
+                attention_mask=attention_mask,
+                start_positions=start_positions,
+                end_positions=end_positions,
+            )
         return self.tasks[task](input_ids=input_ids, attention_mask=attention_mask, labels=labels)

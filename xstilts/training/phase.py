@@ -199,7 +199,7 @@ def run_phase(plan: PhasePlan, run: RunConfig, tokenizer: Any) -> dict[str, Any]
     started = time.time()
     plan.folder.mkdir(parents=True, exist_ok=True)
     encoder, models, frozen = phase_models(plan, run)
-    dataset = PhaseDataset(tokenizer, plan.parts, plan.max_length)
+    dataset = PhaseDataset(tokenizer, plan.parts, plan.max_length, run.doc_stride)
     sizes = {name: len(r) for name, r in dataset.offsets.items()}
     batches = batches_for(plan.config, sizes)
     weights = task_weights(sizes, plan.config.sampling, plan.config.temperature, plan.config.cap)

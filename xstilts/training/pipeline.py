@@ -16,9 +16,11 @@ from xstilts.contracts.evaluation import EvaluationSample, load_evaluation_sampl
 from xstilts.contracts.hashing import file_sha256, json_digest
 from xstilts.errors import XstiltsError
 from xstilts.models import resolve_model
+from xstilts.qa.windows import DOC_STRIDE
 from xstilts.tasks import check_no_leak, get_task
 from xstilts.training.config import RunConfig, evaluation_spec
 from xstilts.training.data import TaskExamples, phase_examples
+from xstilts.training.encoder_target import check_no_shared_files, encoder_results, evaluated_uids
 from xstilts.training.evaluate import evaluate, load_tokenizer
 from xstilts.training.phase import PHASE_FILE, PhasePlan, run_phase
 
@@ -63,6 +65,7 @@ def plan_phases(config: RunConfig, data_dir: Path, store: Path, start: str) -> l
                 "max_length": max_length,
                 "freeze": config.freeze_embeddings,
                 **({"pooling": config.pooling} if config.pooling != "cls" else {}),
+                **({"doc_stride": config.doc_stride} if config.doc_stride != DOC_STRIDE else {}),
                 "precision": config.precision,
                 "data": [describe_part(p, data_dir)["files"] for p in parts],
             }
@@ -82,9 +85,8 @@ def evaluation_sample(config: RunConfig, data_dir: Path) -> EvaluationSample:
     return load_evaluation_sample(task, data_dir, e.languages, e.max_per_language, e.seed, split)
 
 
-def check_leaks(plans: list[PhasePlan], evaluated: EvaluationSample) -> None:
+def check_leaks(plans: list[PhasePlan], eval_uids: set[str]) -> None:
     """No evaluated item may be a translation of an item trained on in any phase."""
-    eval_uids = {e.uid for examples in evaluated.examples.values() for e in examples}
     for plan in plans:
         for part in plan.parts:
             check_no_leak(
@@ -95,7 +97,7 @@ def check_leaks(plans: list[PhasePlan], evaluated: EvaluationSample) -> None:
 
 
 def check_target(config: RunConfig) -> None:
-    """The evaluation task must fit the target task's head."""
+    """The evaluation task must fit the target task's head (a retrieval target: be a retrieval task too)."""
     target = get_task(config.target_task)
     evaluated = get_task(evaluation_spec(config)[0])
     if evaluated.kind is not target.kind or evaluated.num_labels != target.num_labels:
@@ -110,8 +112,13 @@ def run(config: RunConfig, output: Path, data_dir: Path, phase_store: Path | Non
     check_target(config)
     start = resolve_model(config.model)
     plans = plan_phases(config, data_dir, phase_store or output / "phases", start)
-    evaluated = evaluation_sample(config, data_dir)
-    check_leaks(plans, evaluated)
+    if config.trains_target:
+        evaluated = evaluation_sample(config, data_dir)
+        check_leaks(plans, {e.uid for examples in evaluated.examples.values() for e in examples})
+    else:
+        check_leaks(plans, evaluated_uids(config, data_dir))
+        trained = {f"{p.index} ({p.config.label})": [f for part in p.parts for f in part.files] for p in plans}
+        check_no_shared_files(config, trained, data_dir)
     output.mkdir(parents=True, exist_ok=True)
     tokenizer = load_tokenizer(start)
     started = time.time()
@@ -124,22 +131,28 @@ def run(config: RunConfig, output: Path, data_dir: Path, phase_store: Path | Non
         print(f"phase {plan.index}/{len(plans)} ({plan.config.label}): training into {plan.folder}")
         records.append({**run_phase(plan, config, tokenizer), "reused": False})
 
-    target = plans[-1]
     lineage = manifest(config, plans, records, data_dir, time.time() - started)
-    target_info = get_task(config.target_task)
-    CheckpointInfo(
-        task=evaluated.task,
-        kind=target_info.kind.value,
-        labels=list(target_info.labels),
-        languages=evaluated.languages,
-        max_length=target.max_length,
-        lineage=lineage,
-    ).save(target.checkpoint)
-    results = evaluation_results(config, target, evaluated)
+    if config.trains_target:
+        checkpoint = plans[-1].checkpoint
+        target_info = get_task(config.target_task)
+        CheckpointInfo(
+            task=evaluated.task,
+            kind=target_info.kind.value,
+            labels=list(target_info.labels),
+            languages=evaluated.languages,
+            max_length=plans[-1].max_length,
+            lineage=lineage,
+        ).save(checkpoint)
+        results = evaluation_results(config, plans[-1], evaluated)
+        write_json_atomic(checkpoint / RESULTS_FILE, results)
+    else:  # the encoder the intermediate phases left, or the pretrained model itself
+        checkpoint = plans[-1].checkpoint if plans else Path(start)
+        cache = plans[-1].folder if plans else output
+        results = encoder_results(config, checkpoint, plans[-1].key if plans else json_digest(model_identity(start)),
+                                  cache, data_dir)  # fmt: skip
     write_json_atomic(output / MANIFEST_FILE, lineage)
     write_json_atomic(output / RESULTS_FILE, results)
-    write_json_atomic(target.checkpoint / RESULTS_FILE, results)
-    link_checkpoint(output / "checkpoint", target.checkpoint)
+    link_checkpoint(output / "checkpoint", checkpoint)
     collect_logs(plans, output / TRAIN_LOG_FILE)
     return results
 
@@ -207,7 +220,8 @@ def manifest(
 
 
 def link_checkpoint(link: Path, target: Path) -> None:
-    """Point ``output/checkpoint`` at the target phase's checkpoint (a relative symlink, replaced atomically)."""
+    """Point ``output/checkpoint`` at the target phase's checkpoint, or at a retrieval target's encoder (a relative
+    symlink, replaced atomically)."""
     tmp = link.with_name(link.name + ".tmp")
     tmp.unlink(missing_ok=True)
     tmp.symlink_to(os.path.relpath(target, link.parent))
