@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.serve.conftest import embedding_repository  # noqa: F401  (tiny-embed fp32 and int8)
 from xstilts.bench.servers import ServerProcess, running, xstilts_server
 from xstilts.contracts.evaluation import EvaluationSample, load_evaluation_sample
 

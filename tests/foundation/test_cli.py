@@ -15,7 +15,9 @@ from xstilts.paths import DATA_DIR_ENV
 REPO = Path(__file__).resolve().parents[2]
 CLASSIFICATION_TASKS = ["xnli", "pawsx", "xcopa", "mnli", "qqp", "snli", "anli", "copa", "siqa", "cosmosqa"]
 RETRIEVAL_TASKS = ["tatoeba", "xnli_premises", "xquad_contexts", "bucc2018"]
-TASK_NAMES = CLASSIFICATION_TASKS + RETRIEVAL_TASKS
+TAGGING_TASKS = ["panx", "udpos"]
+QA_TASKS = ["tydiqa_en", "tydiqa", "xquad", "mlqa"]
+TASK_NAMES = CLASSIFICATION_TASKS + RETRIEVAL_TASKS + TAGGING_TASKS + QA_TASKS
 
 
 def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
@@ -57,6 +59,10 @@ def test_tasks_json_lists_every_task_with_counts_from_the_files(data_env):
     for entry in entries:
         if entry["name"] in RETRIEVAL_TASKS:  # no labels: the alignment of the sentences is the answer
             assert entry["kind"] == "embedding" and entry["labels"] == [], entry["name"]
+        elif entry["name"] in QA_TASKS:  # no labels: the answer is a span of the context
+            assert entry["kind"] == "span_qa" and entry["labels"] == [], entry["name"]
+        elif entry["name"] in TAGGING_TASKS:
+            assert entry["kind"] == "token_classification" and len(entry["labels"]) >= 7, entry["name"]
         else:
             assert entry["kind"] in ("pair_classification", "single_classification", "multiple_choice")
             assert len(entry["labels"]) >= 2
@@ -68,6 +74,11 @@ def test_tasks_json_lists_every_task_with_counts_from_the_files(data_env):
     assert by_name["tatoeba"]["splits"]["test"]["rows"] == {"ara": 1000, "cmn": 1000, "deu": 1000, "fra": 1000}
     assert set(by_name["xnli_premises"]["splits"]["test"]["rows"].values()) == {1670}
     assert all(not info["rows"] for info in by_name["bucc2018"]["splits"].values())
+    # TyDiQA-GoldP dev is not in the data folder either: listed with no languages, not an error
+    assert by_name["tydiqa"]["splits"]["dev"]["rows"] == {}
+    assert by_name["tydiqa_en"]["splits"]["train"]["rows"] == {"en": 3696}
+    assert set(by_name["xquad"]["splits"]["test"]["rows"].values()) == {1190}
+    assert len(by_name["panx"]["splits"]["dev"]["rows"]) == 16 and len(by_name["udpos"]["splits"]["dev"]["rows"]) == 15
     xnli = by_name["xnli"]
     assert xnli["kind"] == "pair_classification"
     assert xnli["labels"] == ["entailment", "neutral", "contradiction"]

@@ -185,6 +185,8 @@ def compare_with_parity(
     if not recorded:
         return Parity(False, reason=f"{manifest.name}/{manifest.variant} recorded no accuracy at export")
     data = parity.get("data") or {}
+    if data.get("task") and data["task"] != sample.task:  # an embedding bundle benched on another retrieval task
+        return Parity(False, reason=f"{manifest.name}/{manifest.variant} recorded {data['task']}, not {sample.task}")
     # an embedding gate counts its items as pairs (a sentence and its English counterpart)
     same = sample.same_items_as({"examples": data.get("pairs"), **data})
     fragile = 1.0 - float(parity.get("label_agreement", 1.0))
@@ -199,10 +201,12 @@ def compare_with_parity(
         languages[lang] = LanguageParity(
             got.accuracy, bundle["accuracy"], count, difference, tol, abs(difference) > tol
         )
+    if not languages:
+        return Parity(False, reason=f"{manifest.name}/{manifest.variant} recorded none of {', '.join(measured)}")
     flagged = [lang for lang, v in languages.items() if v.flag]
     common = list(languages)
-    average_api = sum(languages[lang].api for lang in common) / len(common) if common else None
-    average_bundle = sum(languages[lang].bundle for lang in common) / len(common) if common else None
+    average_api = sum(languages[lang].api for lang in common) / len(common)
+    average_bundle = sum(languages[lang].bundle for lang in common) / len(common)
     return Parity(
         available=True,
         variant=manifest.variant,
