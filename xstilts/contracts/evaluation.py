@@ -14,7 +14,16 @@ from typing import Any
 
 from xstilts.contracts.kinds import TaskKind
 from xstilts.errors import XstiltsError
-from xstilts.tasks import ZERO_SHOT, Example, get_split, get_task, load_examples, resolve_languages, sample_items
+from xstilts.tasks import (
+    ZERO_SHOT,
+    Example,
+    get_split,
+    get_task,
+    load_examples,
+    non_english_average,
+    resolve_languages,
+    sample_items,
+)
 
 
 def evaluation_split(task: str) -> str:
@@ -87,3 +96,31 @@ def load_evaluation_sample(
     if empty:
         raise XstiltsError(f"{task} {split} has no shared items in {', '.join(empty)}")
     return EvaluationSample(task, split, seed, per_language, examples)
+
+
+def zero_shot_results(
+    sample: EvaluationSample,
+    metric: str,
+    per_language: dict[str, dict[str, Any]],
+    max_length: int,
+    wall_time_s: float,
+    device: str,
+    **extra: Any,
+) -> dict[str, Any]:
+    """A checkpoint's zero-shot figures on ``sample`` (``results.json``): ``metric`` per language (each entry of
+    ``per_language`` holds it), its average and non-English average, and the ``extra`` facts of the kind."""
+    values = {lang: float(v[metric]) for lang, v in per_language.items()}
+    return {
+        "task": sample.task,
+        "split": sample.split,
+        "metric": metric,
+        "max_length": max_length,
+        **extra,
+        "sample_per_language": sample.per_language,
+        "seed": sample.seed,
+        "languages": per_language,
+        "average": sum(values.values()) / len(values),
+        "average_non_english": non_english_average(values),
+        "wall_time_s": round(wall_time_s, 1),
+        "device": device,
+    }

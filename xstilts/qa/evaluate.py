@@ -11,11 +11,11 @@ import torch
 from tqdm import tqdm
 
 from xstilts.contracts.checkpoint import CheckpointInfo
-from xstilts.contracts.evaluation import EvaluationSample
+from xstilts.contracts.evaluation import EvaluationSample, zero_shot_results
 from xstilts.qa.metrics import score_examples
 from xstilts.qa.postprocess import MAX_ANSWER_LENGTH, Answer, item_answers
 from xstilts.qa.windows import DOC_STRIDE, Window, Windower
-from xstilts.tasks import Example, non_english_average
+from xstilts.tasks import Example
 
 
 def doc_stride_of(info: CheckpointInfo) -> int:
@@ -76,20 +76,14 @@ def evaluate_qa(model: Any, tokenizer: Any, info: CheckpointInfo, sample: Evalua
         answers = predict_answers(model, windower, tokenizer.pad_token_id, examples, batch_size, desc=f"eval {lang}")
         predictions = [found[0].text if found else "" for found in answers]
         per_language[lang] = score_examples(sample.task, lang, examples, predictions).as_dict()
-    f1s = {lang: v["f1"] for lang, v in per_language.items()}
-    return {
-        "task": sample.task,
-        "split": sample.split,
-        "metric": "f1",
-        "max_length": info.max_length,
-        "doc_stride": windower.doc_stride,
-        "max_answer_length": MAX_ANSWER_LENGTH,
-        "sample_per_language": sample.per_language,
-        "seed": sample.seed,
-        "languages": per_language,
-        "average": sum(f1s.values()) / len(f1s),
-        "average_exact_match": sum(v["exact_match"] for v in per_language.values()) / len(per_language),
-        "average_non_english": non_english_average(f1s),
-        "wall_time_s": round(time.time() - started, 1),
-        "device": str(model.device),
-    }
+    return zero_shot_results(
+        sample,
+        "f1",
+        per_language,
+        info.max_length,
+        time.time() - started,
+        str(model.device),
+        doc_stride=windower.doc_stride,
+        max_answer_length=MAX_ANSWER_LENGTH,
+        average_exact_match=sum(v["exact_match"] for v in per_language.values()) / len(per_language),
+    )

@@ -10,11 +10,11 @@ import numpy as np
 import torch
 
 from xstilts.contracts.checkpoint import CheckpointInfo
-from xstilts.contracts.evaluation import EvaluationSample
+from xstilts.contracts.evaluation import EvaluationSample, zero_shot_results
 from xstilts.tagging.alignment import Window, WordTokenizer, word_logits
 from xstilts.tagging.batches import word_tokenizer
 from xstilts.tagging.metrics import metric_name, score
-from xstilts.tasks import Example, get_task, non_english_average
+from xstilts.tasks import Example, get_task
 
 
 @torch.no_grad()
@@ -64,17 +64,4 @@ def evaluate_tagging(
         predicted = predict_tags(model, words, tokenizer.pad_token_id, examples, tags, batch_size)
         value = score(metric, [e.tags for e in examples], predicted)
         per_language[lang] = {metric: value, "examples": len(examples), "words": sum(len(e.words) for e in examples)}
-    values = {lang: v[metric] for lang, v in per_language.items()}
-    return {
-        "task": sample.task,
-        "split": sample.split,
-        "metric": metric,
-        "max_length": info.max_length,
-        "sample_per_language": sample.per_language,
-        "seed": sample.seed,
-        "languages": per_language,
-        "average": sum(values.values()) / len(values),
-        "average_non_english": non_english_average(values),
-        "wall_time_s": round(time.time() - started, 1),
-        "device": str(model.device),
-    }
+    return zero_shot_results(sample, metric, per_language, info.max_length, time.time() - started, str(model.device))

@@ -11,10 +11,10 @@ import torch
 from tqdm import tqdm
 
 from xstilts.contracts.checkpoint import CheckpointInfo
-from xstilts.contracts.evaluation import EvaluationSample
+from xstilts.contracts.evaluation import EvaluationSample, zero_shot_results
 from xstilts.contracts.kinds import TaskKind
 from xstilts.models.heads import load_task_model
-from xstilts.tasks import Example, get_task, non_english_average
+from xstilts.tasks import Example, get_task
 from xstilts.training.data import Collator, tokenize
 
 
@@ -73,16 +73,6 @@ def evaluate(checkpoint: Path, sample: EvaluationSample, batch_size: int) -> dic
         logits = predict(model, tokenizer, task.kind, examples, info.max_length, batch_size, desc=f"eval {lang}")
         gold = torch.tensor([e.label for e in examples])
         per_language[lang] = {"accuracy": float((logits.argmax(-1) == gold).float().mean()), "examples": len(examples)}
-    accuracies = {lang: v["accuracy"] for lang, v in per_language.items()}
-    return {
-        "task": task.name,
-        "split": sample.split,
-        "max_length": info.max_length,
-        "sample_per_language": sample.per_language,
-        "seed": sample.seed,
-        "languages": per_language,
-        "average": sum(accuracies.values()) / len(accuracies),
-        "average_non_english": non_english_average(accuracies),
-        "wall_time_s": round(time.time() - started, 1),
-        "device": str(model.device),
-    }
+    return zero_shot_results(
+        sample, "accuracy", per_language, info.max_length, time.time() - started, str(model.device)
+    )
