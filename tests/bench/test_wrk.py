@@ -110,7 +110,7 @@ def test_the_measurement_end_to_end(tiny_repository, data_dir, tmp_path):
     done = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=REPO)
     assert done.returncode == 0, done.stderr + done.stdout
     result = json.loads(out.read_text())
-    assert result["texts"].startswith("300 XNLI test pairs")
+    assert result["texts"].startswith("300 xnli test pairs")
     assert result["server_settings"] == {"XSTILTS_MAX_BATCH_SIZE": "4"}
     assert set(result["bare_scan"]) == {"1", *(f"{b}{m}" for b in (2, 4, 8, 16, 32, 64) for m in ("", " by length"))}
     [figures] = result["rounds"]
