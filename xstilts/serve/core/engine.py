@@ -80,7 +80,7 @@ class OnnxEngine:
         self.provider = provider
         self.multiple_choice = manifest.kind is TaskKind.MULTIPLE_CHOICE
         self.inputs = [(spec.name, np.dtype(spec.dtype)) for spec in manifest.inputs]
-        self.output_name = interface_of(manifest.kind).output
+        self.output_names = list(interface_of(manifest.kind).output_names)
         self.io_binding = io_binding
         self.device = "cuda" if uses_gpu(provider) else "cpu"
 
@@ -102,22 +102,23 @@ class OnnxEngine:
         return {name: FEEDS[name](ids, mask).astype(dtype, copy=False) for name, dtype in self.inputs}
 
     def infer(self, sequences: Sequence[Sequence[int]], items: int, choices: int = 1) -> np.ndarray:
-        """The graph's output: logits, [items, num_labels] ([items, choices] for multiple choice), or vectors."""
+        """The graph's output: logits, [items, num_labels] ([items, choices] for multiple choice), or vectors;
+        a graph with several outputs (span QA's start and end logits) gives them stacked, [items, outputs, ...]."""
         feeds = self.feeds(sequences, items, choices)
-        if self.io_binding:
-            return self._run_bound(feeds)
-        return self.session.run([self.output_name], feeds)[0]
+        outputs = self._run_bound(feeds) if self.io_binding else self.session.run(self.output_names, feeds)
+        return outputs[0] if len(outputs) == 1 else np.stack(outputs, axis=1)
 
-    def _run_bound(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
+    def _run_bound(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
         """IO binding: inputs copied to the device once, as OrtValues; the output written straight to host memory."""
         import onnxruntime as ort
 
         binding = self.session.io_binding()
         for name, array in feeds.items():
             binding.bind_ortvalue_input(name, ort.OrtValue.ortvalue_from_numpy(array, self.device, 0))
-        binding.bind_output(self.output_name, "cpu")
+        for name in self.output_names:
+            binding.bind_output(name, "cpu")
         self.session.run_with_iobinding(binding)
-        return binding.copy_outputs_to_cpu()[0]
+        return binding.copy_outputs_to_cpu()
 
     def warm_up(self) -> None:
         """Run a short and a longer batch so that the first requests do not pay for allocations."""
