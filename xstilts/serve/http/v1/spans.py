@@ -11,7 +11,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field
 
 from xstilts.serve.core.model import ServedModel
-from xstilts.serve.core.spans import Spans
+from xstilts.serve.core.spans import Pair, Spans
 from xstilts.serve.http.bodies import check_item_count, parse
 from xstilts.serve.http.v1.protocol import Text
 
@@ -69,8 +69,13 @@ async def answer_questions(model: ServedModel, body: bytes, max_items: int, max_
     """Parse an answer request, answer it, and shape the response."""
     request = parse(AnswerRequest, body)
     check_item_count(len(request.inputs), max_items)
-    spans = await model.answer([(i.question, i.context) for i in request.inputs], request.top_k, max_windows)
+    spans = await model.answer(item_pairs(request), request.top_k, max_windows)
     return answer_response(model, spans)
+
+
+def item_pairs(request: AnswerRequest) -> list[Pair]:
+    """Each item's (question, context) pair."""
+    return [(item.question, item.context) for item in request.inputs]
 
 
 def answer_response(model: ServedModel, spans: Spans) -> AnswerResponse:
