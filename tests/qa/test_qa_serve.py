@@ -166,22 +166,18 @@ def test_windows_count_in_the_metrics(http: httpx.Client, data_dir: Path) -> Non
 def test_engine_stacks_start_and_end_logits_with_and_without_io_binding(qa_repository: Path, data_dir: Path) -> None:
     """The engine gives a QA graph's two outputs as [windows, 2, width]; IO binding (the GPU path, forced on here on
     the CPU) binds both and gives the same numbers."""
+    import onnxruntime as ort
+
     from xstilts.contracts.bundle import load_manifest
-    from xstilts.serve.core.engine import load_model
-    from xstilts.serve.core.repository import PlannedModel
+    from xstilts.serve.core.engine import OnnxEngine
     from xstilts.serve.core.spans import SpanReader
-    from xstilts.serve.settings import Settings
 
     folder = qa_repository / NAME / "fp32"
     manifest = load_manifest(folder)
-    planned = PlannedModel(NAME, "fp32", folder, manifest)
+    session = ort.InferenceSession(str(folder / "model.onnx"), providers=["CPUExecutionProvider"])
     pairs = [(e.text_b or "", e.text_a) for e in qa_examples(data_dir, ("zh",), 2)]
-    windows = SpanReader(folder / "tokenizer.json", manifest).windows(pairs)
-    sequences = [w.ids for w in windows]
-    rows = {}
-    for mode in ("off", "on"):
-        loaded = load_model(planned, Settings(repository=qa_repository, io_binding=mode, warmup=False))
-        assert loaded.engine.io_binding is (mode == "on")
-        rows[mode] = loaded.engine.infer(sequences, len(sequences))
-    assert rows["off"].shape == (len(windows), 2, max(len(s) for s in sequences))
-    np.testing.assert_allclose(rows["on"], rows["off"], atol=1e-5)
+    sequences = [w.ids for w in SpanReader(folder / "tokenizer.json", manifest).windows(pairs)]
+    plain, bound = (OnnxEngine(session, manifest, 1, "CPUExecutionProvider", binding) for binding in (False, True))
+    rows = plain.infer(sequences, len(sequences))
+    assert rows.shape == (len(sequences), 2, max(len(s) for s in sequences))
+    np.testing.assert_allclose(bound.infer(sequences, len(sequences)), rows, atol=1e-6)

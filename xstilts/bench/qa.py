@@ -18,7 +18,7 @@ from pathlib import Path
 
 from xstilts.bench import accuracy as acc
 from xstilts.bench.payloads import predict_path, request_body
-from xstilts.contracts.bundle import TOKENIZER_FILE, BundleManifest
+from xstilts.contracts.bundle import BundleManifest
 from xstilts.contracts.evaluation import EvaluationSample
 from xstilts.contracts.kinds import TaskKind
 from xstilts.contracts.results import Accuracy, LanguageAccuracy, Parity, RequestStats
@@ -79,10 +79,10 @@ def in_process_answers(
 ) -> dict[str, list]:
     """The bundle's answers on the sample in this process: the server's windows, engine and post-processing, the
     windows of ``batch_items`` questions at a time in one batch, padded to their longest."""
-    from xstilts.serve.core.spans import SpanReader
-
     loaded = acc.load_in_process(folder)
-    reader = SpanReader(Path(folder) / TOKENIZER_FILE, loaded.manifest)
+    reader = loaded.spans
+    if reader is None:
+        raise XstiltsError(f"{folder} is not an extractive QA bundle")
     out: dict[str, list] = {}
     for lang, examples in sample.examples.items():
         found: list = []

@@ -26,6 +26,7 @@ from xstilts.errors import XstiltsError
 from xstilts.serve.core.encoder import TextEncoder
 from xstilts.serve.core.providers import plan_for, session_providers, verify
 from xstilts.serve.core.repository import PlannedModel
+from xstilts.serve.core.spans import SpanReader
 from xstilts.serve.settings import Settings
 
 log = logging.getLogger("xstilts.serve")
@@ -135,8 +136,9 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 
 @dataclass
 class LoadedModel:
-    """A bundle ready to serve: manifest, encoder, engine, the provider that really runs it, and ``max_batch``,
-    the largest batch that provider takes (a TensorRT profile's; None: no limit of its own)."""
+    """A bundle ready to serve: manifest, encoder, engine, the provider that really runs it, ``max_batch``, the
+    largest batch that provider takes (a TensorRT profile's; None: no limit of its own), and for an extractive QA
+    model its windows and answer picking (``spans``)."""
 
     name: str
     folder: Path
@@ -145,6 +147,7 @@ class LoadedModel:
     engine: OnnxEngine
     load_seconds: float = 0.0
     max_batch: int | None = None
+    spans: SpanReader | None = None
 
     @property
     def provider(self) -> str:
@@ -175,6 +178,7 @@ def load_model(planned: PlannedModel, settings: Settings) -> LoadedModel:
     provider = verify(session.get_providers(), plan, settings.require_gpu, where)
     io_binding = settings.io_binding == "on" or (settings.io_binding == "auto" and uses_gpu(provider))
     encoder = TextEncoder(planned.folder / TOKENIZER_FILE, manifest.max_length)
+    spans = SpanReader(planned.folder / TOKENIZER_FILE, manifest) if manifest.kind is TaskKind.SPAN_QA else None
     engine = OnnxEngine(session, manifest, encoder.pad_id, provider, io_binding)
     profile = manifest.tensorrt_profile
     max_batch = profile.max_batch if provider == TENSORRT and profile is not None else None
@@ -190,4 +194,4 @@ def load_model(planned: PlannedModel, settings: Settings) -> LoadedModel:
         " with IO binding" if io_binding else "",
         seconds,
     )
-    return LoadedModel(planned.name, planned.folder, manifest, encoder, engine, seconds, max_batch)
+    return LoadedModel(planned.name, planned.folder, manifest, encoder, engine, seconds, max_batch, spans)

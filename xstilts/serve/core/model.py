@@ -19,7 +19,6 @@ from typing import Protocol, TypeVar
 
 import numpy as np
 
-from xstilts.contracts.bundle import TOKENIZER_FILE
 from xstilts.contracts.embedding import EmbeddingSpec
 from xstilts.contracts.kinds import TaskKind
 from xstilts.contracts.names import Name
@@ -28,7 +27,7 @@ from xstilts.serve.core.encoder import EncodedItem
 from xstilts.serve.core.engine import LoadedModel, softmax
 from xstilts.serve.core.errors import invalid, overloaded, unavailable
 from xstilts.serve.core.repository import PlannedModel
-from xstilts.serve.core.spans import Pair, SpanReader, Spans
+from xstilts.serve.core.spans import Pair, Spans
 from xstilts.tasks.encoding import Segments
 
 # requests with more text than this are tokenized off the event loop (about a millisecond of work)
@@ -86,7 +85,6 @@ class ServedModel:
         self.error: str | None = None
         self.loaded: LoadedModel | None = None
         self.batcher: Batcher | None = None
-        self.spans: SpanReader | None = None  # extractive QA models: windows and answer spans
         self.observer: ModelObserver = NoObserver()
 
     @property
@@ -109,8 +107,6 @@ class ServedModel:
     def start(self, loaded: LoadedModel, limits: BatchLimits) -> None:
         """Serve ``loaded`` with a batcher within ``limits`` (on the event loop)."""
         self.loaded = loaded
-        if self.manifest.kind is TaskKind.SPAN_QA:
-            self.spans = SpanReader(loaded.folder / TOKENIZER_FILE, self.manifest)
         self.batcher = Batcher(loaded.engine, self.name, limits, self.observer, self.multiple_choice)
         self.batcher.start()
         self.status = ModelStatus.READY
@@ -207,8 +203,8 @@ class ServedModel:
         if self.manifest.kind is not TaskKind.SPAN_QA:
             raise invalid(f"model {self.name} is a {self.manifest.kind} model: it does not answer questions")
         self.check_ready()
-        reader = self.spans
-        assert reader is not None
+        assert self.loaded is not None and self.loaded.spans is not None, "span QA models load their SpanReader"
+        reader = self.loaded.spans
         windows = await self._tokenize(lambda: reader.windows(pairs), sum(len(q) + len(c) for q, c in pairs))
         counts = reader.check_windows(windows, len(pairs), max_windows or len(windows))
         rows = await self._submit(reader.encoded(windows))
