@@ -181,3 +181,13 @@ def test_engine_stacks_start_and_end_logits_with_and_without_io_binding(qa_repos
     rows = plain.infer(sequences, len(sequences))
     assert rows.shape == (len(sequences), 2, max(len(s) for s in sequences))
     np.testing.assert_allclose(bound.infer(sequences, len(sequences)), rows, atol=1e-6)
+
+
+def test_a_qa_model_refuses_the_embedding_routes(http: httpx.Client) -> None:
+    for path, body in (
+        (f"/v1/models/{NAME}/embed", {"inputs": ["x"]}),
+        ("/v1/embeddings", {"model": NAME, "input": "x"}),
+    ):
+        response = http.post(path, json=body)
+        assert (response.status_code, response.json()["error_type"]) == (422, "validation"), response.text
+        assert "span_qa model: it answers on predict" in response.json()["error"]

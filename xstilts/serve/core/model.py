@@ -183,7 +183,7 @@ class ServedModel:
         """
         spec = self.embedding
         if spec is None:
-            raise invalid(f"model {self.name} is a {self.manifest.kind} model: it gives labels (predict), not vectors")
+            raise invalid(f"model {self.name} is a {self.manifest.kind} model: it answers on predict, not with vectors")
         if normalize is False and spec.normalize:
             raise invalid(
                 f"model {self.name}'s graph gives unit vectors (normalize: true in its bundle.json): "
