@@ -74,11 +74,11 @@ def window_batches(windows: Sequence[Window], pad_id: int) -> list[dict[str, np.
 
 
 def _unpad(batches: Sequence[tuple[np.ndarray, np.ndarray]], windows: Sequence[Window]) -> Logits:
+    """Each window's start and end logits without the batch's padding."""
     starts = [row for s, _ in batches for row in np.asarray(s, np.float32)]
     ends = [row for _, e in batches for row in np.asarray(e, np.float32)]
-    return [s[: len(w.ids)] for s, w in zip(starts, windows, strict=True)], [
-        e[: len(w.ids)] for e, w in zip(ends, windows, strict=True)
-    ]
+    lengths = [len(w.ids) for w in windows]
+    return [s[:n] for s, n in zip(starts, lengths, strict=True)], [e[:n] for e, n in zip(ends, lengths, strict=True)]
 
 
 def reference_span_logits(model: Any, feeds: dict[str, list[dict]], windows: dict[str, list[Window]]) -> dict:
