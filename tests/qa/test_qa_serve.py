@@ -191,3 +191,10 @@ def test_a_qa_model_refuses_the_embedding_routes(http: httpx.Client) -> None:
         response = http.post(path, json=body)
         assert (response.status_code, response.json()["error_type"]) == (422, "validation"), response.text
         assert "span_qa model: it answers on predict" in response.json()["error"]
+
+
+def test_a_question_longer_than_a_window_is_answered(http: httpx.Client) -> None:
+    body = {"inputs": [{"question": "Who won the race in the year 1990? " * 60, "context": "Ann won in 1990."}]}
+    response = http.post(f"/v1/models/{NAME}/predict", json=body)
+    assert response.status_code == 200, response.text
+    assert response.json()["predictions"][0]["windows"] == 1
