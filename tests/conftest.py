@@ -6,7 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import make_sensitive_checkpoint, make_tiny_checkpoint, unavailable
+from tests.helpers import (
+    export_tiny_qa,
+    make_sensitive_checkpoint,
+    make_sensitive_qa_checkpoint,
+    make_tiny_checkpoint,
+    unavailable,
+)
 from xstilts.errors import XstiltsError
 from xstilts.paths import resolve_data_dir
 
@@ -57,4 +63,18 @@ def tiny_repository(
             parity_examples=8,
             max_accuracy_drop=PLUMBING_BUDGET,
         )
+    return repository
+
+
+@pytest.fixture(scope="session")
+def qa_checkpoint(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Path:
+    """The sensitive tiny XQuAD checkpoint (see :func:`tests.helpers.make_sensitive_qa_checkpoint`)."""
+    return make_sensitive_qa_checkpoint(tmp_path_factory.mktemp("sensitive-qa") / "xquad", data_dir)
+
+
+@pytest.fixture(scope="session")
+def qa_repository(tmp_path_factory: pytest.TempPathFactory, qa_checkpoint: Path, data_dir: Path) -> Path:
+    """A model repository with ``tiny-xquad`` (fp32, int8), exported from the sensitive tiny QA checkpoint."""
+    repository = tmp_path_factory.mktemp("qa-repository")
+    export_tiny_qa(repository, qa_checkpoint, data_dir, variants=("fp32", "int8"))
     return repository

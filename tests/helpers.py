@@ -156,6 +156,58 @@ def make_sensitive_checkpoint(folder: Path, task: str, data_dir: Path, languages
     return folder
 
 
+# The sensitive tiny QA checkpoint: windows of TINY_MAX_LENGTH tokens overlapping by QA_DOC_STRIDE, so that XQuAD's
+# contexts take several windows each.
+QA_DOC_STRIDE = 32
+QA_LANGUAGES = ("en", "de", "zh")
+
+
+def make_sensitive_qa_checkpoint(folder: Path, data_dir: Path, languages: Sequence[str] = QA_LANGUAGES) -> Path:
+    """A tiny XQuAD checkpoint whose start and end logits spread with std ``SENSITIVE_LOGIT_STD`` over the tokens of
+    real windows (TyDiQA-GoldP English train, not the evaluation items): its best span moves with every token of
+    the question and the context, so a server that swaps them, maps a window's span to the wrong characters or
+    mixes up windows answers visibly otherwise. Its lineage records the doc stride, as a trained run's does."""
+    import torch
+
+    from xstilts.models.heads import load_task_model
+    from xstilts.qa.evaluate import pad_windows
+    from xstilts.qa.windows import Windower
+    from xstilts.tasks import load_examples, sample
+    from xstilts.training.evaluate import load_tokenizer
+
+    make_tiny_checkpoint(folder, "xquad", languages=languages)
+    info = CheckpointInfo.load(folder)
+    info.lineage["config"] = {"doc_stride": QA_DOC_STRIDE}
+    info.save(folder)
+    examples = sample(load_examples(get_task("tydiqa_en"), "train", "en", data_dir), 16, seed=0)
+    tokenizer = load_tokenizer(folder)
+    windows = Windower(tokenizer, TINY_MAX_LENGTH, QA_DOC_STRIDE).windows(
+        [e.text_b or "" for e in examples], [e.text_a for e in examples]
+    )
+    ids, mask = pad_windows(windows, tokenizer.pad_token_id)
+    model = load_task_model(folder, TaskKind.SPAN_QA)
+    with torch.no_grad():
+        out = model(input_ids=ids, attention_mask=mask)
+        real = mask.bool()
+        spread = (out.start_logits[real].std() + out.end_logits[real].std()) / 2
+        factor = SENSITIVE_LOGIT_STD / float(spread)
+        model.qa_outputs.weight.mul_(factor)
+        model.qa_outputs.bias.mul_(factor)
+    model.save_pretrained(folder)
+    return folder
+
+
+def export_tiny_qa(
+    repository: Path, checkpoint: Path, data_dir: Path, name: str = "tiny-xquad", variants: Sequence[str] = ("fp32",)
+) -> list[Path]:
+    """Export the sensitive tiny QA checkpoint into ``repository`` (plumbing budget: a random model is near 0 F1)."""
+    from xstilts.export import export_checkpoint
+
+    return export_checkpoint(
+        checkpoint, repository, name, list(variants), data_dir=data_dir, parity_examples=6, max_accuracy_drop=100.0
+    )
+
+
 def kill_once(command: Sequence[str], done: Callable[[], bool], timeout: float = 300.0) -> int:
     """Run ``command`` in its own session until ``done()`` holds (or it ends), SIGKILL its group; return its code.
 

@@ -11,6 +11,7 @@ MODULES = [
     "xstilts.bench",
     "xstilts.bench.payloads",
     "xstilts.bench.accuracy",
+    "xstilts.bench.qa",
     "xstilts.bench.server_metrics",
     "xstilts.bench.load",
     "xstilts.bench.servers",

@@ -132,3 +132,33 @@ def test_a_retrieval_target_is_evaluated_on_each_arms_encoder(tmp_path):
     from xstilts.grid.stages import embedding_args
 
     assert embedding_args(retrieval[0]) == ["--kind", "embedding"] and embedding_args(trained[0]) == []
+
+
+def test_qa_targets_are_trained_and_their_bench_runs_the_qa_accuracy_pass(tmp_path, data_dir):
+    """XQuAD and MLQA as targets (trained on English TyDiQA-GoldP): cells whose bench measures F1 through the API."""
+    from xstilts.contracts.evaluation import load_evaluation_sample
+    from xstilts.contracts.kinds import TaskKind
+    from xstilts.grid.stages import bench_settings, embedding_args
+
+    def add_qa(config):
+        config["base"].update(max_length=128, doc_stride=32)
+        for task in ("xquad", "mlqa"):
+            config["targets"][task] = {
+                "target": {"tasks": [{"task": task, "max_examples": 24}], "max_steps": 2},
+                "evaluation": {"languages": ["en", "de"], "max_per_language": 6},
+            }
+
+    config = load_grid(write(tmp_path, add_qa))
+    cells = expand(config)
+    for task in ("xquad", "mlqa"):
+        qa = [c for c in cells if c.target == task]
+        assert [c.arm for c in qa] == ["baseline", "mnli", "multilingual-then-mnli"]
+        for cell in qa:
+            assert cell.trains_target and embedding_args(cell) == []  # exported as a span_qa checkpoint bundle
+            assert cell.run["target"]["tasks"][0]["task"] == task and cell.run["doc_stride"] == 32
+            flags = bench_settings(config, cell)
+            assert flags["--scenarios"].split(",")[0] == "accuracy" and flags["--languages"] == "en,de"
+        # the bench's task is the bundle's (the checkpoint's target), and run_accuracy answers a span QA sample
+        # with the QA pass (xstilts.bench.qa: EM/F1 through the API), on the sample these flags draw
+        sample = load_evaluation_sample(task, data_dir, ["en", "de"], int(flags["--per-language"]), 0)
+        assert sample.kind is TaskKind.SPAN_QA and sample.size == 12

@@ -68,3 +68,20 @@ def test_broken_squad_file_names_file_and_problem(tmp_path: Path):
     path.write_text(json.dumps({"data": [{"paragraphs": [{"context": "Ni Juma.", "qas": [item]}]}]}))
     with pytest.raises(XstiltsError, match=r"tydiqa.goldp.sw.dev.json: article 0 paragraph 0 question 0: answer"):
         squad("tydiqa")([path], "sw")
+
+
+def test_questions_longer_than_a_window_are_cut_not_refused():
+    """A question beyond max_length tokens is cut to its first MAX_QUESTION_TOKENS tokens (a server gets such)."""
+    from tokenizers import Tokenizer
+
+    from xstilts.models import resolve_model
+    from xstilts.qa.windows import MAX_QUESTION_TOKENS
+
+    tokenizer = Tokenizer.from_file(str(Path(resolve_model("tiny-xlmr")) / "tokenizer.json"))
+    question, context = "Who won the race in the year 1990? " * 40, "Ann won in 1990."
+    [window] = Windower(tokenizer, 128, 32).windows([question], [context])
+    tokenizer.no_truncation()
+    expected = tokenizer.encode(question, add_special_tokens=False).ids[:MAX_QUESTION_TOKENS]
+    assert window.ids[1 : 1 + MAX_QUESTION_TOKENS] == expected and len(window.ids) <= 128
+    spans = [span for span in window.offsets if span is not None]
+    assert spans and spans[-1][1] == len(context)

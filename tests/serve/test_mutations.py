@@ -1,10 +1,12 @@
 """Mutation tests: break one piece of a real server and assert that the suite's answer checks catch it.
 
 Each mutation is a mistake a server could make without crashing: dropping ``text_pair`` (v1) or ``text_b`` (v2),
-reversing a multiple-choice item's choices, or handing the rows of a batch back in the wrong order. The server is
-the real app under uvicorn on 127.0.0.1 (in a thread, so that one function of it can be replaced), serving the
-fp32 bundles of the sensitive tiny repository; the checks are those of ``tests/serve/answers.py``, which the HTTP
-tests run against the unbroken server. The control case shows that the unbroken server passes every check.
+reversing a multiple-choice item's choices, or handing the rows of a batch back in the wrong order; for extractive
+QA, swapping question and context, mapping a window's span to characters of its own slice instead of the context,
+or mixing up windows. The server is the real app under uvicorn on 127.0.0.1 (in a thread, so that one function of
+it can be replaced), serving the fp32 bundles of the sensitive tiny repositories; the checks are those of
+``tests/serve/answers.py`` and ``tests/qa/answers.py``, which the HTTP tests run against the unbroken server. The
+control cases show that the unbroken server passes every check.
 """
 
 from __future__ import annotations
@@ -16,11 +18,15 @@ import httpx
 import numpy as np
 import pytest
 
+from tests.qa.answers import QA_CHECKS, check_v1_answers, check_v2_answers
 from tests.serve.answers import ANSWER_CHECKS, check_v1_choices, check_v1_pairs, check_v2_pairs
 from tests.serve.conftest import thread_server
+from xstilts.qa.windows import Window
 from xstilts.serve.core.engine import OnnxEngine
+from xstilts.serve.core.spans import SpanReader
 from xstilts.serve.http.v1 import codec as v1_codec
 from xstilts.serve.http.v1 import routes as v1_routes
+from xstilts.serve.http.v1 import spans as v1_spans
 from xstilts.serve.http.v2 import routes as v2_routes
 from xstilts.serve.http.v2.codec import Items
 
@@ -66,10 +72,10 @@ MUTATIONS: dict[str, tuple[Callable[[pytest.MonkeyPatch], None], tuple[Callable,
 }
 
 
-def run_checks(repository: Path, data_dir: Path, checks: tuple[Callable, ...]) -> list[str]:
+def run_checks(repository: Path, data_dir: Path, checks: tuple[Callable, ...], models: list[str] = FP32) -> list[str]:
     """Run ``checks`` against a fresh fp32 thread server; the names of those that failed."""
     failed = []
-    with thread_server(repository, models=FP32, max_queue_delay_ms=5) as server:
+    with thread_server(repository, models=models, max_queue_delay_ms=5) as server:
         server.wait_ready()
         with httpx.Client(base_url=server.url, timeout=60) as client:
             for check in checks:
@@ -91,6 +97,57 @@ def test_a_broken_server_fails_the_answer_checks(
     mutate, checks = MUTATIONS[mutation]
     mutate(monkeypatch)
     failed = run_checks(repository, data_dir, checks)
+    assert failed == [check.__name__ for check in checks], (
+        f"a server that {mutation} passed {set(checks) - set(failed)}"
+    )
+
+
+QA_FP32 = ["tiny-xquad=fp32"]
+
+
+def swap_v1_question_and_context(monkeypatch: pytest.MonkeyPatch) -> None:
+    original = v1_spans.item_pairs
+    monkeypatch.setattr(v1_spans, "item_pairs", lambda request: [(c, q) for q, c in original(request)])
+
+
+def swap_v2_question_and_context(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(Items, "pairs", property(lambda self: [(s[0][1] or "", s[0][0]) for s in self.segments]))
+
+
+def spans_within_their_window(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Character offsets counted from each window's own slice of the context, not from the context's start."""
+    original = SpanReader.windows
+
+    def windows(self, pairs) -> list[Window]:
+        out = []
+        for window in original(self, pairs):
+            base = next(span[0] for span in window.offsets if span is not None)
+            offsets = [None if span is None else (span[0] - base, span[1] - base) for span in window.offsets]
+            out.append(Window(window.item, window.ids, offsets))
+        return out
+
+    monkeypatch.setattr(SpanReader, "windows", windows)
+
+
+QA_MUTATIONS: dict[str, tuple[Callable[[pytest.MonkeyPatch], None], tuple[Callable, ...]]] = {
+    "swaps v1 question and context": (swap_v1_question_and_context, (check_v1_answers,)),
+    "swaps v2 question and context": (swap_v2_question_and_context, (check_v2_answers,)),
+    "maps spans within their window": (spans_within_their_window, QA_CHECKS),
+    "mixes up windows": (shuffle_batch_rows, QA_CHECKS),
+}
+
+
+def test_the_unbroken_server_passes_every_qa_check(qa_repository: Path, data_dir: Path) -> None:
+    assert run_checks(qa_repository, data_dir, QA_CHECKS, QA_FP32) == []
+
+
+@pytest.mark.parametrize("mutation", list(QA_MUTATIONS))
+def test_a_broken_qa_server_fails_the_answer_checks(
+    monkeypatch: pytest.MonkeyPatch, qa_repository: Path, data_dir: Path, mutation: str
+) -> None:
+    mutate, checks = QA_MUTATIONS[mutation]
+    mutate(monkeypatch)
+    failed = run_checks(qa_repository, data_dir, checks, QA_FP32)
     assert failed == [check.__name__ for check in checks], (
         f"a server that {mutation} passed {set(checks) - set(failed)}"
     )

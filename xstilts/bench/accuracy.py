@@ -189,7 +189,8 @@ def compare_with_parity(
         return Parity(False, reason=f"{manifest.name}/{manifest.variant} recorded {data['task']}, not {sample.task}")
     # an embedding gate counts its items as pairs (a sentence and its English counterpart)
     same = sample.same_items_as({"examples": data.get("pairs"), **data})
-    fragile = 1.0 - float(parity.get("label_agreement", 1.0))
+    # an extractive QA gate records how many best spans agreed with PyTorch, as a classifier's labels
+    fragile = 1.0 - float(parity.get("label_agreement", parity.get("span_agreement", 1.0)))
     languages = {}
     for lang, got in measured.items():
         if lang not in recorded:
@@ -291,11 +292,16 @@ def run_accuracy(
     deadline: float | None = None,
 ) -> Accuracy:
     """The whole accuracy pass for one served model: predictions, accuracy per language, the bundle comparison
-    (for a retrieval task: top-1 retrieval accuracy, :mod:`xstilts.bench.retrieval`)."""
+    (for a retrieval task: top-1 retrieval accuracy, :mod:`xstilts.bench.retrieval`; for extractive QA: F1,
+    :mod:`xstilts.bench.qa`)."""
     if sample.kind is TaskKind.EMBEDDING:
         from xstilts.bench.retrieval import run_retrieval_accuracy
 
         return run_retrieval_accuracy(url, model, sample, manifest, batch_items, api_key, deadline)
+    if sample.kind is TaskKind.SPAN_QA:
+        from xstilts.bench.qa import run_qa_accuracy
+
+        return run_qa_accuracy(url, model, sample, manifest, batch_items, api_key, deadline)
     predictions, _, stats = api_predictions(url, model, sample, batch_items, api_key, deadline=deadline)
     measured = accuracy_per_language(sample, predictions)
     if manifest is None:

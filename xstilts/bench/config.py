@@ -120,12 +120,14 @@ def reference_manifest(repository: Path, model: str) -> BundleManifest:
 
 def bench_task(manifests: list[BundleManifest], asked: str | None) -> str:
     """The one task the targets are benched on: theirs, or ``asked`` (``--task``). Embedding bundles take any
-    retrieval task (their vectors are not tied to the task their parity gate used)."""
+    retrieval task (their vectors are not tied to the task their parity gate used), extractive QA bundles any QA
+    task (an XQuAD model benched on MLQA)."""
     tasks = {m.task for m in manifests}
-    if asked and manifests and all(m.kind is TaskKind.EMBEDDING for m in manifests):
-        if get_task(asked).kind is not TaskKind.EMBEDDING:
-            raise XstiltsError(f"--task {asked}: embedding models are benched on a retrieval task, not {asked}")
-        return asked
+    for kind, what in ((TaskKind.EMBEDDING, "a retrieval task"), (TaskKind.SPAN_QA, "an extractive QA task")):
+        if asked and manifests and all(m.kind is kind for m in manifests):
+            if get_task(asked).kind is not kind:
+                raise XstiltsError(f"--task {asked}: {kind} models are benched on {what}, not {asked}")
+            return asked
     if asked:
         tasks.add(asked)
     if len(tasks) != 1:

@@ -5,7 +5,8 @@ trained (PyTorch, fp32), no ONNX, no dynamic batching, one request served after 
 ``/v1`` JSON API of ``xstilts serve`` (``GET /v1/models``, ``POST /v1/models/{name}/predict``, ``/healthz``,
 ``/readyz``) so that the same payloads and accuracy pass run against it; it has no ``/metrics``. With
 ``--bundle`` (an embedding bundle) it serves ``POST /v1/models/{name}/embed`` instead, from the bundle's encoder
-in PyTorch (:mod:`xstilts.bench.naive_embedder`).
+in PyTorch (:mod:`xstilts.bench.naive_embedder`); an extractive QA checkpoint answers questions through
+transformers' question-answering pipeline (:mod:`xstilts.bench.naive_qa`).
 
 It imports torch: run it as ``python -m xstilts.bench.naive_server --checkpoint DIR --port N`` (or ``--bundle
 DIR``); nothing else in :mod:`xstilts.bench` imports it.
@@ -24,6 +25,7 @@ from pydantic import ValidationError
 from starlette.responses import JSONResponse
 
 from xstilts.bench.naive_embedder import VARIANT, NaiveEmbedder
+from xstilts.bench.naive_qa import NaiveAnswerer, add_answer_route
 from xstilts.contracts.checkpoint import CHECKPOINT_FILE
 from xstilts.contracts.kinds import TaskKind
 from xstilts.serve.http.v1.protocol import EmbedRequest, PredictRequest
@@ -137,7 +139,7 @@ def validation_message(exc: ValidationError) -> str:
     return "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:3])
 
 
-def create_app(model: NaiveModel | NaiveEmbedder) -> FastAPI:
+def create_app(model: NaiveModel | NaiveEmbedder | NaiveAnswerer) -> FastAPI:
     app = FastAPI(title="xstilts naive reference", docs_url=None, redoc_url=None, openapi_url=None)
 
     @app.get("/healthz")
@@ -158,6 +160,9 @@ def create_app(model: NaiveModel | NaiveEmbedder) -> FastAPI:
 
     if isinstance(model, NaiveEmbedder):
         add_embed_route(app, model)
+        return app
+    if isinstance(model, NaiveAnswerer):
+        add_answer_route(app, model, error, validation_message)
         return app
 
     @app.post("/v1/models/{name}/predict")
@@ -220,13 +225,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     import uvicorn
 
-    model: NaiveModel | NaiveEmbedder
+    model: NaiveModel | NaiveEmbedder | NaiveAnswerer
     if args.bundle is not None:
         bundle = args.bundle.resolve()
         model = NaiveEmbedder(bundle, args.name or bundle.parent.name, args.checkpoint, args.threads)
     elif args.checkpoint:
         checkpoint = Path(args.checkpoint).resolve()
-        model = NaiveModel(checkpoint, args.name or checkpoint.name, args.threads)
+        kind = json.loads((checkpoint / CHECKPOINT_FILE).read_text())["kind"]
+        naive = NaiveAnswerer if kind == TaskKind.SPAN_QA.value else NaiveModel
+        model = naive(checkpoint, args.name or checkpoint.name, args.threads)
     else:
         parser.error("give --checkpoint DIR (a classification checkpoint) or --bundle DIR (an embedding bundle)")
     uvicorn.run(create_app(model), host=args.host, port=args.port, log_level="warning", access_log=False)

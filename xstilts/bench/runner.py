@@ -161,8 +161,9 @@ def bench_target(
         served=served,
         bundle=_bundle_facts(manifest),
     )
-    embedding = served.get("kind") == TaskKind.EMBEDDING.value and sample.kind is TaskKind.EMBEDDING
-    if served.get("task") and served["task"] != sample.task and not embedding:
+    # an embedding model takes any retrieval task, an extractive QA model any QA task
+    any_task = served.get("kind") in (TaskKind.EMBEDDING.value, TaskKind.SPAN_QA.value)
+    if served.get("task") and served["task"] != sample.task and not (any_task and served["kind"] == sample.kind.value):
         raise XstiltsError(f"{target.label} serves task {served['task']}, the sample is {sample.task}")
     if config.accuracy:
         try:

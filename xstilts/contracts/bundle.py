@@ -15,6 +15,7 @@ from typing import Any
 
 from xstilts.contracts.embedding import EmbeddingSpec
 from xstilts.contracts.kinds import TaskKind
+from xstilts.contracts.span import SpanSpec
 from xstilts.errors import XstiltsError
 
 BUNDLE_FILE = "bundle.json"
@@ -83,6 +84,7 @@ class BundleManifest:
     execution: dict[str, Any] = field(default_factory=dict)  # provider settings, e.g. {"tensorrt": {...}}
     tensorrt_profile: TensorRTProfile | None = None  # set for variants meant for TensorRT
     embedding: EmbeddingSpec | None = None  # set for embedding bundles: layer, pooling, prefix, normalize, dimension
+    span_qa: SpanSpec | None = None  # set for extractive QA bundles: doc stride, max answer length
     files: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> {"sha256", "bytes"}
     lineage: dict[str, Any] = field(default_factory=dict)
     parity: dict[str, Any] = field(default_factory=dict)
@@ -110,6 +112,8 @@ class BundleManifest:
         data["kind"] = self.kind.value
         if self.embedding is None:
             del data["embedding"]  # only embedding bundles have it: other bundles' files stay as they were
+        if self.span_qa is None:
+            del data["span_qa"]
         return data
 
     @classmethod
@@ -128,12 +132,17 @@ class BundleManifest:
                 data["tensorrt_profile"] = TensorRTProfile.from_json(data["tensorrt_profile"])
             if data.get("embedding") is not None:
                 data["embedding"] = EmbeddingSpec.from_json(data["embedding"], f"{where}: embedding")
+            if data.get("span_qa") is not None:
+                data["span_qa"] = SpanSpec.from_json(data["span_qa"], f"{where}: span_qa")
             manifest = cls(**data)
         except (KeyError, TypeError, ValueError) as exc:
             raise XstiltsError(f"{where}: not a valid bundle manifest ({exc})") from None
         if manifest.kind is TaskKind.EMBEDDING:
             if manifest.embedding is None or manifest.embedding.dimension is None:
                 raise XstiltsError(f"{where}: an embedding bundle records its embedding setting with its dimension")
+        elif manifest.kind is TaskKind.SPAN_QA:
+            if manifest.span_qa is None:
+                raise XstiltsError(f"{where}: an extractive QA bundle records its span_qa setting (doc stride...)")
         elif not manifest.labels:
             raise XstiltsError(f"{where}: no labels")
         return manifest

@@ -20,6 +20,7 @@ TOKEN_INPUTS = ("input_ids", "attention_mask")  # what the tokenizer gives, in e
 ZERO_INPUTS = ("token_type_ids",)  # what some architectures (BERT) also take; XLM-R's tokenizer leaves them zero
 OUTPUT = "logits"  # a classifier's output; an embedding graph's is EMBEDDING_OUTPUT
 EMBEDDING_OUTPUT = "embedding"
+SPAN_OUTPUTS = ("start_logits", "end_logits")  # an extractive QA graph's, as optimum's question-answering config
 
 Axes = dict[int, str]
 
@@ -37,6 +38,12 @@ class GraphInterface:
     token_axes: tuple[str, ...]
     output_axes: tuple[str, ...]  # the dynamic ones; a classifier's label axis and a vector's dimension are fixed
     output: str = OUTPUT
+    more_outputs: tuple[str, ...] = ()  # further outputs with the same axes (span QA's end logits)
+
+    @property
+    def output_names(self) -> tuple[str, ...]:
+        """Every output, in the order a graph gives them."""
+        return (self.output, *self.more_outputs)
 
     @property
     def inputs(self) -> dict[str, Axes]:
@@ -45,7 +52,7 @@ class GraphInterface:
 
     @property
     def outputs(self) -> dict[str, Axes]:
-        return {self.output: dict(enumerate(self.output_axes))}
+        return {name: dict(enumerate(self.output_axes)) for name in self.output_names}
 
     def check_onnx_config(self, onnx_config: Any) -> None:
         """Fail unless optimum's config for the architecture declares this interface (plus optional zero inputs)."""
@@ -83,6 +90,9 @@ INTERFACES: Mapping[TaskKind, GraphInterface] = {
     TaskKind.SINGLE: GraphInterface(TaskKind.SINGLE, (BATCH, SEQUENCE), (BATCH,)),
     TaskKind.MULTIPLE_CHOICE: GraphInterface(TaskKind.MULTIPLE_CHOICE, (BATCH, CHOICES, SEQUENCE), (BATCH, CHOICES)),
     TaskKind.EMBEDDING: GraphInterface(TaskKind.EMBEDDING, (BATCH, SEQUENCE), (BATCH,), EMBEDDING_OUTPUT),
+    TaskKind.SPAN_QA: GraphInterface(
+        TaskKind.SPAN_QA, (BATCH, SEQUENCE), (BATCH, SEQUENCE), SPAN_OUTPUTS[0], SPAN_OUTPUTS[1:]
+    ),
 }
 
 

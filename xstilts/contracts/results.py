@@ -223,6 +223,11 @@ class ServerView(Part):
     tokens: int
     queue_depth_after: float
 
+    @property
+    def tokens_per_request(self) -> float | None:
+        """Real tokens the model ran per answered request (a QA context's windows and their overlap included)."""
+        return self.tokens / self.request_count if self.request_count else None
+
 
 @dataclass
 class ScenarioResult(Part):

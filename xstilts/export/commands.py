@@ -176,6 +176,12 @@ def _parity_line(parity: dict[str, Any]) -> str:
             f"cosine to PyTorch mean {cosine['mean']:.5f}, min {cosine['min']:.5f}"
         )
     diff = parity["max_abs_logit_diff"]
+    if parity.get("metric") == "f1":  # extractive QA
+        return (
+            f"{parity['status']}{kept}: F1 {averages['variant']:.2%} vs {averages['reference']:.2%}, "
+            f"span agreement {parity['span_agreement']:.1%}, "
+            f"max |logit diff| {'not finite' if diff is None else f'{diff:.2g}'}"
+        )
     return (
         f"{parity['status']}{kept}: accuracy {averages['variant']:.2%} vs {averages['reference']:.2%}, "
         f"agreement {parity['label_agreement']:.1%}, max |logit diff| {'not finite' if diff is None else f'{diff:.2g}'}"

@@ -13,6 +13,7 @@ from xstilts.contracts.bundle import BUNDLE_FILE, MODEL_FILE, BundleManifest, Te
 from xstilts.contracts.checkpoint import CheckpointInfo
 from xstilts.contracts.embedding import EmbeddingSpec
 from xstilts.contracts.kinds import TaskKind
+from xstilts.contracts.span import SpanSpec
 from xstilts.export.graph import file_digests, graph_interface
 from xstilts.export.variants import Variant
 
@@ -49,6 +50,7 @@ def write_manifest(
     build: dict[str, Any],
     parity: dict[str, Any],
     embedding: EmbeddingSpec | None = None,
+    span: SpanSpec | None = None,
 ) -> BundleManifest:
     """Describe the finished files of ``folder`` in its ``bundle.json`` (written last, atomically)."""
     inputs, outputs, opset = graph_interface(folder / MODEL_FILE)
@@ -67,6 +69,7 @@ def write_manifest(
         optimization=variant.optimization,
         tensorrt_profile=profile if variant.tensorrt else None,
         embedding=embedding,
+        span_qa=span,
         files=file_digests(folder),
         lineage=dict(info.lineage),
         parity=parity,

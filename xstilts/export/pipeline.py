@@ -20,6 +20,7 @@ from xstilts.contracts.embedding import EmbeddingSpec
 from xstilts.contracts.evaluation import EvaluationSample, load_evaluation_sample
 from xstilts.contracts.hashing import file_sha256
 from xstilts.contracts.kinds import TaskKind
+from xstilts.contracts.span import SpanSpec
 from xstilts.errors import XstiltsError
 from xstilts.export.embedding_parity import EmbeddingGate
 from xstilts.export.encode import Encoder, complete_feeds, configure_tokenizer
@@ -27,6 +28,7 @@ from xstilts.export.graph import graph_interface
 from xstilts.export.hardware import cpu_int8_target
 from xstilts.export.manifest import write_manifest
 from xstilts.export.parity import Gate, check_tokenizer, make_feeds, reference_logits
+from xstilts.export.span_parity import SpanGate
 from xstilts.export.variants import TRT_BATCH, BuildContext, Variant, resolve_variants
 from xstilts.paths import resolve_data_dir
 from xstilts.tasks import get_task, load_examples, sample, training_data
@@ -65,6 +67,12 @@ def export_checkpoint(
     """
     checkpoint, repository = Path(checkpoint), Path(repository)
     info = _load_info(checkpoint)
+    if TaskKind(info.kind) is TaskKind.SPAN_QA:
+        from xstilts.export.span import export_span_qa
+
+        options = {"data_dir": data_dir, "parity_examples": parity_examples, "max_accuracy_drop": max_accuracy_drop}
+        options |= {"keep_failed": keep_failed, "seed": seed, "opset": opset, "int8_target": int8_target}
+        return export_span_qa(checkpoint, info, repository, name, variants, per_channel=per_channel, **options)
     target = new_bundle_folder(repository, name)
     chosen = resolve_variants(variants)
     profile = TensorRTProfile(
@@ -141,10 +149,11 @@ class VariantWriter:
     name: str
     profile: TensorRTProfile
     context: BuildContext
-    gate: Gate | EmbeddingGate
+    gate: Gate | EmbeddingGate | SpanGate
     tokenizer: Path
     keep_failed: bool
     embedding: EmbeddingSpec | None = None
+    span: SpanSpec | None = None
 
     def write(self, variant: Variant, folder: Path) -> str | None:
         """Write ``folder``; a variant failing the gate is removed (and its rejection returned) unless kept."""
@@ -160,7 +169,7 @@ class VariantWriter:
             parity["kept_despite_failure"] = True
         origin = _checkpoint_facts(self.checkpoint)
         build = {**build, "checkpoint": origin}
-        write_manifest(folder, self.name, variant, self.info, self.profile, build, parity, self.embedding)
+        write_manifest(folder, self.name, variant, self.info, self.profile, build, parity, self.embedding, self.span)
         return None
 
 

@@ -62,14 +62,17 @@ class Windower:
         self.max_length, self.doc_stride = max_length, doc_stride
         self.tokenizer = as_tokenizers(tokenizer)
         self.tokenizer.no_padding()
+        # questions alone: "only_second" truncation refuses a single sequence longer than max_length
+        self.questions = as_tokenizers(self.tokenizer)
+        self.questions.enable_truncation(MAX_QUESTION_TOKENS, strategy="longest_first")
         self.tokenizer.enable_truncation(max_length, stride=doc_stride, strategy="only_second")
 
     def _short_questions(self, questions: Sequence[str]) -> list[str]:
         """Questions cut to their first MAX_QUESTION_TOKENS tokens (cut on a token's character boundary)."""
-        encodings = self.tokenizer.encode_batch(list(questions), add_special_tokens=False)
+        encodings = self.questions.encode_batch(list(questions), add_special_tokens=False)
         out = []
         for question, encoding in zip(questions, encodings, strict=True):
-            long = len(encoding.offsets) > MAX_QUESTION_TOKENS
+            long = bool(encoding.overflowing)
             out.append(question[: encoding.offsets[MAX_QUESTION_TOKENS - 1][1]] if long else question)
         return out
 

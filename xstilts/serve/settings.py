@@ -77,6 +77,12 @@ class Settings(BaseModel):
     warmup: bool = Field(True, description="run each model once before reporting ready")
     max_body_bytes: int = Field(1_048_576, ge=64, description="largest request body; beyond it: 413")
     max_items: int = Field(64, ge=1, description="most items in one request; beyond it: 413")
+    max_windows: int = Field(
+        16,
+        ge=1,
+        description="most windows one question-answering context may take (its bundle's length and stride); "
+        "beyond it: 413",
+    )
     api_key: SecretStr | None = Field(None, description="bearer token for inference endpoints (the file is safer)")
     api_key_file: Path | None = Field(None, description="file holding the bearer token")
     auth_health: bool = Field(False, description="also require the token on health, metrics and docs endpoints")

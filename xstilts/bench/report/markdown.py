@@ -152,7 +152,8 @@ def _accuracy_section(results: BenchResults, plots: dict[str, bool]) -> list[str
                 value += f" ({_pct(p.bundle)}{' ⚠' if p.flag else ''})"
             row.append(value)
         rows.append(row)
-    lines = ["## Accuracy per language (through the API, %)", ""]
+    metric = targets[0].accuracy.metric  # type: ignore[union-attr]
+    lines = [f"## Accuracy per language (through the API, %{f'; {metric}' if metric else ''})", ""]
     lines += _table(["language", *[t.label for t in targets]], rows)
     lines += ["", "In brackets: the accuracy recorded at export; ⚠ marks a difference beyond the tolerance.", ""]
     lines += [_accuracy_line(t) for t in targets]
@@ -178,6 +179,7 @@ LOAD_HEADER = [
     "server queue",
     "server inference",
     "mean batch",
+    "tokens / request",
     "ended by",
 ]
 
@@ -200,6 +202,7 @@ def _load_row(s: ScenarioResult) -> list[str]:
         _f(ms(server.mean_queue) if server else None, 2),
         _f(ms(server.mean_inference) if server else None, 2),
         _f(server.mean_batch_size if server else None, 2),
+        _f(server.tokens_per_request if server else None),
         s.ended_by + (" ⚠ client CPU" if s.client_cpu_warning else ""),
     ]
 
@@ -223,10 +226,11 @@ def _load_section(results: BenchResults, plots: dict[str, bool]) -> list[str]:
         lines.append("")
     lines += [
         "*server queue*: mean time an item waited for its batch; *server inference*: mean time of one batch in "
-        "ONNX Runtime; *mean batch*: items per batch - all from the server's `/metrics`, before and after each "
-        "scenario (the naive server has none). *ended by*: `requests` (the request cap), `time` (the duration "
-        "cap) or `killed`; ⚠ client CPU: locust warned that its own CPU use was above 90%, so the client may "
-        "have limited the figures.",
+        "ONNX Runtime; *mean batch*: items per batch (a QA context's windows count one each); *tokens / request*: "
+        "real tokens the model ran per request (overlapping windows included) - all from the server's `/metrics`, "
+        "before and after each scenario (the naive server has none). *ended by*: `requests` (the request cap), "
+        "`time` (the duration cap) or `killed`; ⚠ client CPU: locust warned that its own CPU use was above 90%, "
+        "so the client may have limited the figures.",
         "",
     ]
     if plots.get("latency"):

@@ -26,6 +26,7 @@ from xstilts.errors import XstiltsError
 from xstilts.serve.core.encoder import TextEncoder
 from xstilts.serve.core.providers import plan_for, session_providers, verify
 from xstilts.serve.core.repository import PlannedModel
+from xstilts.serve.core.spans import SpanReader
 from xstilts.serve.settings import Settings
 
 log = logging.getLogger("xstilts.serve")
@@ -80,7 +81,7 @@ class OnnxEngine:
         self.provider = provider
         self.multiple_choice = manifest.kind is TaskKind.MULTIPLE_CHOICE
         self.inputs = [(spec.name, np.dtype(spec.dtype)) for spec in manifest.inputs]
-        self.output_name = interface_of(manifest.kind).output
+        self.output_names = list(interface_of(manifest.kind).output_names)
         self.io_binding = io_binding
         self.device = "cuda" if uses_gpu(provider) else "cpu"
 
@@ -102,22 +103,23 @@ class OnnxEngine:
         return {name: FEEDS[name](ids, mask).astype(dtype, copy=False) for name, dtype in self.inputs}
 
     def infer(self, sequences: Sequence[Sequence[int]], items: int, choices: int = 1) -> np.ndarray:
-        """The graph's output: logits, [items, num_labels] ([items, choices] for multiple choice), or vectors."""
+        """The graph's output: logits, [items, num_labels] ([items, choices] for multiple choice), or vectors;
+        a graph with several outputs (span QA's start and end logits) gives them stacked, [items, outputs, ...]."""
         feeds = self.feeds(sequences, items, choices)
-        if self.io_binding:
-            return self._run_bound(feeds)
-        return self.session.run([self.output_name], feeds)[0]
+        outputs = self._run_bound(feeds) if self.io_binding else self.session.run(self.output_names, feeds)
+        return outputs[0] if len(outputs) == 1 else np.stack(outputs, axis=1)
 
-    def _run_bound(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
+    def _run_bound(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
         """IO binding: inputs copied to the device once, as OrtValues; the output written straight to host memory."""
         import onnxruntime as ort
 
         binding = self.session.io_binding()
         for name, array in feeds.items():
             binding.bind_ortvalue_input(name, ort.OrtValue.ortvalue_from_numpy(array, self.device, 0))
-        binding.bind_output(self.output_name, "cpu")
+        for name in self.output_names:
+            binding.bind_output(name, "cpu")
         self.session.run_with_iobinding(binding)
-        return binding.copy_outputs_to_cpu()[0]
+        return binding.copy_outputs_to_cpu()
 
     def warm_up(self) -> None:
         """Run a short and a longer batch so that the first requests do not pay for allocations."""
@@ -134,8 +136,9 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 
 @dataclass
 class LoadedModel:
-    """A bundle ready to serve: manifest, encoder, engine, the provider that really runs it, and ``max_batch``,
-    the largest batch that provider takes (a TensorRT profile's; None: no limit of its own)."""
+    """A bundle ready to serve: manifest, encoder, engine, the provider that really runs it, ``max_batch``, the
+    largest batch that provider takes (a TensorRT profile's; None: no limit of its own), and for an extractive QA
+    model its windows and answer picking (``spans``)."""
 
     name: str
     folder: Path
@@ -144,6 +147,7 @@ class LoadedModel:
     engine: OnnxEngine
     load_seconds: float = 0.0
     max_batch: int | None = None
+    spans: SpanReader | None = None
 
     @property
     def provider(self) -> str:
@@ -174,6 +178,7 @@ def load_model(planned: PlannedModel, settings: Settings) -> LoadedModel:
     provider = verify(session.get_providers(), plan, settings.require_gpu, where)
     io_binding = settings.io_binding == "on" or (settings.io_binding == "auto" and uses_gpu(provider))
     encoder = TextEncoder(planned.folder / TOKENIZER_FILE, manifest.max_length)
+    spans = SpanReader(planned.folder / TOKENIZER_FILE, manifest) if manifest.kind is TaskKind.SPAN_QA else None
     engine = OnnxEngine(session, manifest, encoder.pad_id, provider, io_binding)
     profile = manifest.tensorrt_profile
     max_batch = profile.max_batch if provider == TENSORRT and profile is not None else None
@@ -189,4 +194,4 @@ def load_model(planned: PlannedModel, settings: Settings) -> LoadedModel:
         " with IO binding" if io_binding else "",
         seconds,
     )
-    return LoadedModel(planned.name, planned.folder, manifest, encoder, engine, seconds, max_batch)
+    return LoadedModel(planned.name, planned.folder, manifest, encoder, engine, seconds, max_batch, spans)

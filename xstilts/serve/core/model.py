@@ -1,20 +1,21 @@
-"""One served model: its status, and once loaded, its encoder, engine and batcher; ``infer`` and ``embed``
-share one path (tokenize, queue, batch).
+"""One served model: its status, and once loaded, its encoder, engine and batcher; ``infer``, ``embed`` and
+``answer`` share one path (tokenize, queue, batch).
 
 :meth:`ServedModel.infer` takes a request's items as segment pairs (what each API's codec decodes) and gives
 each item's logits and probabilities; :meth:`ServedModel.embed` takes texts and gives an embedding model's
-vectors. Both raise :class:`~xstilts.serve.core.errors.ServeError` with a kind when
-the model is not ready, an input is too long, or the queue is full.
+vectors; :meth:`ServedModel.answer` takes (question, context) pairs and gives an extractive QA model's
+answer spans (:mod:`xstilts.serve.core.spans`). All raise :class:`~xstilts.serve.core.errors.ServeError` with a
+kind when the model is not ready, an input is too long, or the queue is full.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import numpy as np
 
@@ -26,12 +27,15 @@ from xstilts.serve.core.encoder import EncodedItem
 from xstilts.serve.core.engine import LoadedModel, softmax
 from xstilts.serve.core.errors import invalid, overloaded, unavailable
 from xstilts.serve.core.repository import PlannedModel
+from xstilts.serve.core.spans import Pair, Spans
 from xstilts.tasks.encoding import Segments
 
 # requests with more text than this are tokenized off the event loop (about a millisecond of work)
 INLINE_CHARACTERS = 2000
 # seconds a client should wait before asking a loading model again
 LOADING_RETRY_AFTER = 5
+
+T = TypeVar("T")
 
 
 class ModelStatus(Name):
@@ -122,40 +126,45 @@ class ServedModel:
         if self.status is not ModelStatus.READY:
             raise unavailable(f"model {self.name} is not available ({self.status}: {self.error or 'stopped'})")
 
-    def _encode(self, items: Sequence[Sequence[Segments]]) -> list[EncodedItem]:
-        assert self.loaded is not None
+    def _timed(self, tokenize: Callable[[], T]) -> T:
         started = time.perf_counter()
-        encoded = self.loaded.encoder.encode(items)
+        result = tokenize()
         self.observer.tokenized(time.perf_counter() - started)
-        return encoded
+        return result
+
+    async def _tokenize(self, tokenize: Callable[[], T], characters: int) -> T:
+        """Short requests are tokenized on the event loop (a text pair takes a fraction of a millisecond); long
+        ones in a tokenizer thread, so that they do not hold up every other request."""
+        if characters > INLINE_CHARACTERS and self.tokenizer_pool is not None:
+            return await asyncio.get_running_loop().run_in_executor(self.tokenizer_pool, self._timed, tokenize)
+        return self._timed(tokenize)
+
+    async def _submit(self, encoded: list[EncodedItem]) -> list[np.ndarray]:
+        """Queue the encoded items and wait for their batches: each item's output rows."""
+        assert self.batcher is not None
+        try:
+            return await self.batcher.submit(encoded)
+        except QueueFull as exc:
+            raise overloaded(str(exc), exc.retry_after) from None
+        except BatcherClosed as exc:
+            raise unavailable(str(exc)) from None
 
     async def _run(
         self, items: Sequence[Sequence[Segments]], truncate: bool
     ) -> tuple[list[np.ndarray], list[EncodedItem]]:
-        """Tokenize, queue and wait for the batch: each item's output rows, and its encoding.
-
-        Short requests are tokenized on the event loop (a text pair takes a fraction of a millisecond); long
-        ones in a tokenizer thread, so that they do not hold up every other request.
-        """
+        """Tokenize, queue and wait for the batch: each item's output rows, and its encoding."""
         self.check_ready()
-        assert self.loaded is not None and self.batcher is not None
+        assert self.loaded is not None
+        encoder = self.loaded.encoder
         characters = sum(len(a) + len(b or "") for segments in items for a, b in segments)
-        if characters > INLINE_CHARACTERS and self.tokenizer_pool is not None:
-            encoded = await asyncio.get_running_loop().run_in_executor(self.tokenizer_pool, self._encode, items)
-        else:
-            encoded = self._encode(items)
+        encoded = await self._tokenize(lambda: encoder.encode(items), characters)
         if not truncate and any(e.truncated for e in encoded):
             first = next(index for index, e in enumerate(encoded) if e.truncated)
             raise invalid(
                 f"inputs.{first} is longer than the model's max_length of {self.manifest.max_length} tokens "
                 "(send truncate: true to cut it)"
             )
-        try:
-            return await self.batcher.submit(encoded), encoded
-        except QueueFull as exc:
-            raise overloaded(str(exc), exc.retry_after) from None
-        except BatcherClosed as exc:
-            raise unavailable(str(exc)) from None
+        return await self._submit(encoded), encoded
 
     async def infer(self, items: Sequence[Sequence[Segments]], truncate: bool = True) -> Outcome:
         """Each item's logits and probabilities (a classification or multiple-choice model)."""
@@ -174,7 +183,7 @@ class ServedModel:
         """
         spec = self.embedding
         if spec is None:
-            raise invalid(f"model {self.name} is a {self.manifest.kind} model: it gives labels (predict), not vectors")
+            raise invalid(f"model {self.name} is a {self.manifest.kind} model: it answers on predict, not with vectors")
         if normalize is False and spec.normalize:
             raise invalid(
                 f"model {self.name}'s graph gives unit vectors (normalize: true in its bundle.json): "
@@ -184,3 +193,20 @@ class ServedModel:
         if normalize and not spec.normalize:
             vectors = [v / max(float(np.linalg.norm(v)), 1e-12) for v in vectors]
         return Embeddings(vectors, [e.truncated for e in encoded], sum(e.tokens for e in encoded))
+
+    async def answer(self, pairs: Sequence[Pair], top_k: int = 1, max_windows: int | None = None) -> Spans:
+        """Each (question, context) pair's ``top_k`` best answer spans (an extractive QA model): long contexts are
+        split into the bundle's windows, batched with everything else, and the best span is chosen across them.
+
+        A context taking more than ``max_windows`` windows is refused (too_large) before anything is queued.
+        """
+        if self.manifest.kind is not TaskKind.SPAN_QA:
+            raise invalid(f"model {self.name} is a {self.manifest.kind} model: it does not answer questions")
+        self.check_ready()
+        assert self.loaded is not None and self.loaded.spans is not None, "span QA models load their SpanReader"
+        reader = self.loaded.spans
+        windows = await self._tokenize(lambda: reader.windows(pairs), sum(len(q) + len(c) for q, c in pairs))
+        counts = reader.check_windows(windows, len(pairs), max_windows or len(windows))
+        rows = await self._submit(reader.encoded(windows))
+        answers = reader.answers(pairs, windows, rows, top_k)
+        return Spans(answers, counts, sum(len(w.ids) for w in windows))

@@ -33,13 +33,14 @@ from xstilts.serve.http.openai_api import routes as openai_api
 from xstilts.serve.http.openai_api.protocol import EmbeddingsRequest
 from xstilts.serve.http.v1 import routes as v1
 from xstilts.serve.http.v1.protocol import EmbedRequest, PredictRequest
+from xstilts.serve.http.v1.spans import AnswerRequest
 from xstilts.serve.http.v2 import routes as v2
 from xstilts.serve.http.v2.protocol import InferenceRequest
 
 log = logging.getLogger("xstilts.serve")
 
-DESCRIPTION = """Cross-lingual classifiers and multiple-choice models trained with intermediate tasks,
-and sentence encoders, exported to ONNX. Three APIs: a JSON one (`/v1`), OpenAI's embeddings API
+DESCRIPTION = """Cross-lingual classifiers, multiple-choice and extractive question-answering models trained with
+intermediate tasks, and sentence encoders, exported to ONNX. Three APIs: a JSON one (`/v1`), OpenAI's embeddings API
 (`/v1/embeddings`) and the Open Inference Protocol (KServe v2, `/v2`).
 Every error is `{"error": "message", "error_type": "kind"}`."""
 
@@ -66,7 +67,7 @@ def _openapi(app: FastAPI) -> Callable[[], dict[str, Any]]:
             return app.openapi_schema
         schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
         components = schema.setdefault("components", {}).setdefault("schemas", {})
-        for model in (PredictRequest, EmbedRequest, EmbeddingsRequest, InferenceRequest):
+        for model in (PredictRequest, AnswerRequest, EmbedRequest, EmbeddingsRequest, InferenceRequest):
             model_schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
             for name, definition in model_schema.pop("$defs", {}).items():
                 components.setdefault(name, definition)

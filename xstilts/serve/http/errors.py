@@ -20,11 +20,15 @@ STATUSES: dict[ErrorKind, tuple[int, str]] = {
     ErrorKind.UNAUTHORIZED: (401, "API key missing or wrong (only when a key is configured)"),
     ErrorKind.NOT_FOUND: (404, "no such model (or route)"),
     ErrorKind.METHOD_NOT_ALLOWED: (405, "the route does not take that method"),
-    ErrorKind.TOO_LARGE: (413, "body larger than max_body_bytes, or more items than max_items"),
+    ErrorKind.TOO_LARGE: (
+        413,
+        "body larger than max_body_bytes, more items than max_items, or a QA context of more windows than max_windows",
+    ),
     ErrorKind.VALIDATION: (
         422,
         "well-formed but invalid: empty or non-string text, wrong fields or route for the model's kind (an "
-        "embedding model asked to predict, a classifier asked to embed), bad shapes",
+        "embedding model asked to predict, a classifier asked to embed, a QA item without its question or context), "
+        "bad shapes",
     ),
     ErrorKind.OVERLOADED: (429, "the model's queue is full: retry after the Retry-After seconds"),
     ErrorKind.INTERNAL: (500, "a bug: the server's fault, logged with its traceback"),

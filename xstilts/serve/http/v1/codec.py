@@ -14,6 +14,7 @@ from xstilts.serve.http.v1.protocol import (
     PredictRequest,
     PredictResponse,
 )
+from xstilts.serve.http.v1.spans import QA_INPUT
 from xstilts.tasks.encoding import Segments, choice_segments
 
 # what an item looks like, per kind (GET /v1/models/{name} says it, and so do the errors)
@@ -26,6 +27,7 @@ INPUTS = {
     TaskKind.SINGLE: SINGLE_INPUT,
     TaskKind.MULTIPLE_CHOICE: CHOICE_INPUT,
     TaskKind.EMBEDDING: EMBED_INPUT,
+    TaskKind.SPAN_QA: QA_INPUT,
 }
 
 
@@ -47,6 +49,7 @@ def model_info(model: ServedModel) -> ModelInfo:
         error=model.error,
         input=INPUTS[m.kind],
         embedding=m.embedding,
+        span_qa=m.span_qa,
     )
 
 

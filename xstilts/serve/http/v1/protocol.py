@@ -16,6 +16,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field
 
 from xstilts.contracts.embedding import EmbeddingSpec
 from xstilts.contracts.kinds import TaskKind
+from xstilts.contracts.span import SpanSpec
 from xstilts.serve.core.model import ModelStatus
 
 MAX_CHOICES = 16
@@ -141,6 +142,7 @@ class ModelInfo(BaseModel):
     error: str | None = None
     input: str = Field(description="what an item looks like for this model")
     embedding: EmbeddingSpec | None = Field(None, description="an embedding model's layer, pooling, prefix...")
+    span_qa: SpanSpec | None = Field(None, description="a QA model's window overlap (doc_stride), longest answer")
 
 
 class ModelList(BaseModel):

@@ -7,6 +7,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
+from xstilts.contracts.kinds import TaskKind
 from xstilts.serve.core.model import ServedModel
 from xstilts.serve.http.bodies import JSON, check_item_count, parse, read_body
 from xstilts.serve.http.metrics import V1_EMBED, V1_PREDICT
@@ -20,11 +21,15 @@ from xstilts.serve.http.v1.protocol import (
     PredictRequest,
     PredictResponse,
 )
+from xstilts.serve.http.v1.spans import AnswerResponse, answer_questions
 
 
-def body_schema(model: str) -> dict[str, Any]:
-    """The body a route reads and parses itself (within max_body_bytes), for OpenAPI: the schema of ``model``."""
-    return {"requestBody": {"required": True, "content": {JSON: {"schema": {"$ref": f"#/components/schemas/{model}"}}}}}
+def body_schema(*models: str) -> dict[str, Any]:
+    """The body a route reads and parses itself (within max_body_bytes), for OpenAPI: the schema of ``models``
+    (one of them, when several: the model's kind decides)."""
+    refs = [{"$ref": f"#/components/schemas/{model}"} for model in models]
+    schema = refs[0] if len(refs) == 1 else {"oneOf": refs}
+    return {"requestBody": {"required": True, "content": {JSON: {"schema": schema}}}}
 
 
 def build_router(error_responses: dict[int | str, dict[str, Any]], dependencies: list, names: list[str]) -> APIRouter:
@@ -41,16 +46,19 @@ def build_router(error_responses: dict[int | str, dict[str, Any]], dependencies:
 
     @router.post(
         "/models/{name}/predict",
-        response_model=PredictResponse,
+        response_model=PredictResponse | AnswerResponse,
         responses=error_responses,
-        summary="Classify texts or text pairs, or pick among choices",
-        openapi_extra=body_schema("PredictRequest"),
+        summary="Classify texts or text pairs, pick among choices, or answer questions about contexts",
+        openapi_extra=body_schema("PredictRequest", "AnswerRequest"),
     )
-    async def predict(request: Request, name: str = model_name) -> PredictResponse:
+    async def predict(request: Request, name: str = model_name) -> PredictResponse | AnswerResponse:
         settings = state_of(request).settings
 
-        async def handle(model: ServedModel) -> PredictResponse:
-            body = parse(PredictRequest, await read_body(request, settings.max_body_bytes))
+        async def handle(model: ServedModel) -> PredictResponse | AnswerResponse:
+            raw = await read_body(request, settings.max_body_bytes)
+            if model.manifest.kind is TaskKind.SPAN_QA:
+                return await answer_questions(model, raw, settings.max_items, settings.max_windows)
+            body = parse(PredictRequest, raw)
             check_item_count(len(body.inputs), settings.max_items)
             outcome = await model.infer(item_segments(model, body), body.truncate)
             return predict_response(model, body, outcome)

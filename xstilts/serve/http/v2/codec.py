@@ -20,6 +20,7 @@ from starlette.responses import Response
 from xstilts.contracts.kinds import TaskKind
 from xstilts.serve.core.errors import bad_request, invalid, not_found
 from xstilts.serve.core.model import Embeddings, Outcome, ServedModel
+from xstilts.serve.core.spans import Spans
 from xstilts.serve.http.bodies import check_item_count, json_response
 from xstilts.serve.http.v1.protocol import MAX_CHOICES, check_text
 from xstilts.serve.http.v2.protocol import (
@@ -30,6 +31,7 @@ from xstilts.serve.http.v2.protocol import (
     ModelMetadata,
     RequestInput,
 )
+from xstilts.serve.http.v2.spans import CONTEXT, QUESTION, span_inputs, span_outputs, span_tensors
 from xstilts.tasks.encoding import Segments, choice_segments
 
 TEXT, EMBEDDING = "text", "embedding"  # an embedding model's input and output
@@ -37,6 +39,8 @@ TEXT, EMBEDDING = "text", "embedding"  # an embedding model's input and output
 
 def model_inputs(model: ServedModel) -> list[MetadataTensor]:
     kind = model.manifest.kind
+    if kind is TaskKind.SPAN_QA:
+        return span_inputs()
     if model.embedding is not None:
         return [MetadataTensor(name=TEXT, datatype="BYTES", shape=[-1])]
     if model.multiple_choice:
@@ -52,6 +56,8 @@ def model_inputs(model: ServedModel) -> list[MetadataTensor]:
 
 
 def model_outputs(model: ServedModel) -> list[MetadataTensor]:
+    if model.manifest.kind is TaskKind.SPAN_QA:
+        return span_outputs()
     if model.embedding is not None:
         return [
             MetadataTensor(name=EMBEDDING, datatype="FP32", shape=[-1, model.embedding.dimension or -1]),
@@ -172,15 +178,28 @@ def batch_of(tensor: RequestInput, matrix: bool = False) -> int:
 
 @dataclass
 class Items:
-    """A request's items as segment pairs, and for multiple choice the choices' own texts (the labels)."""
+    """A request's items as segment pairs, and for multiple choice the choices' own texts (the labels); an
+    extractive QA request's items are (question, context) pairs."""
 
     segments: list[list[Segments]]
     choices: list[list[str]] | None = None
 
     @property
+    def pairs(self) -> list[tuple[str, str]]:
+        """An extractive QA request's (question, context) pairs."""
+        return [(segments[0][0], segments[0][1] or "") for segments in self.segments]
+
+    @property
     def texts(self) -> list[str]:
         """An embedding request's texts (one single-text segment per item)."""
         return [segments[0][0] for segments in self.segments]
+
+
+def required_inputs(model: ServedModel) -> tuple[str, ...]:
+    """The inputs a request for ``model`` must hold (the first gives the batch size)."""
+    if model.manifest.kind is TaskKind.SPAN_QA:
+        return (QUESTION, CONTEXT)
+    return ("premise", "choices") if model.multiple_choice else (TEXT,) if model.embedding else ("text_a",)
 
 
 def decode_items(model: ServedModel, request: InferenceRequest, binary: bytes, max_items: int) -> Items:
@@ -194,7 +213,7 @@ def decode_items(model: ServedModel, request: InferenceRequest, binary: bytes, m
         raise invalid(f"{model.name} has no input {', '.join(unknown)}; its inputs are {', '.join(allowed)}")
     sections = split_binary(request, binary)
     tensors = {t.name: t for t in request.inputs}
-    required = ("premise", "choices") if model.multiple_choice else (TEXT,) if model.embedding else ("text_a",)
+    required = required_inputs(model)
     missing = [name for name in required if name not in tensors]
     if missing:
         raise invalid(f"{model.name} needs the inputs {', '.join(required)}; missing: {', '.join(missing)}")
@@ -216,6 +235,8 @@ def decode_items(model: ServedModel, request: InferenceRequest, binary: bytes, m
         return Items(segments, choices)
     if model.embedding is not None:
         return Items([[(text, None)] for text in texts[TEXT]])
+    if model.manifest.kind is TaskKind.SPAN_QA:
+        return Items([[(texts[QUESTION][i], texts[CONTEXT][i])] for i in range(batch)])
     pairs = texts.get("text_b")
     return Items([[(texts["text_a"][i], pairs[i] if pairs else None)] for i in range(batch)])
 
@@ -223,8 +244,10 @@ def decode_items(model: ServedModel, request: InferenceRequest, binary: bytes, m
 # -- encoding the response --------------------------------------------------------------------------------------
 
 
-def output_tensors(model: ServedModel, outcome: Outcome | Embeddings, items: Items) -> dict[str, tuple]:
+def output_tensors(model: ServedModel, outcome: Outcome | Embeddings | Spans, items: Items) -> dict[str, tuple]:
     """Every output as (datatype, shape, flat values, numpy array for binary)."""
+    if isinstance(outcome, Spans):
+        return span_tensors(outcome)
     if isinstance(outcome, Embeddings):
         vectors = np.stack(outcome.vectors).astype(np.float32)
         flags = np.asarray(outcome.truncated, dtype=np.bool_)
@@ -262,7 +285,7 @@ def _flag(value: Any) -> bool:
 
 
 def infer_response(
-    model: ServedModel, request: InferenceRequest, outcome: Outcome | Embeddings, items: Items
+    model: ServedModel, request: InferenceRequest, outcome: Outcome | Embeddings | Spans, items: Items
 ) -> Response:
     tensors = output_tensors(model, outcome, items)
     wanted = request.outputs or []

@@ -4,7 +4,9 @@ Texts travel as ``BYTES`` tensors. Classification models take ``text_a`` [batch]
 optional ``text_b`` [batch]; multiple-choice models take ``premise`` [batch], an optional ``question`` [batch] and
 ``choices`` [batch, choices]. Outputs: ``label`` (BYTES), ``index`` (INT64), ``probabilities`` and ``logits``
 (FP32, [batch, labels or choices]) and ``truncated`` (BOOL). Embedding models take ``text`` [batch] and give
-``embedding`` (FP32, [batch, dimension]) and ``truncated``; the server adds the bundle's prefix. Triton's binary
+``embedding`` (FP32, [batch, dimension]) and ``truncated``; the server adds the bundle's prefix. Extractive QA
+models take ``question`` and ``context`` [batch] and give ``answer`` (BYTES), ``start``, ``end`` (INT64) and
+``score`` (FP32) (:mod:`xstilts.serve.http.v2.spans`). Triton's binary
 tensor extension is understood too (``Inference-Header-Content-Length``, ``binary_data_size``,
 ``binary_data_output``), as stock clients use it.
 """
