@@ -6,7 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import make_sensitive_checkpoint, make_tiny_checkpoint, unavailable
+from tests.helpers import (
+    TAGGING_MAX_LENGTH,
+    export_tiny_tagger,
+    make_sensitive_checkpoint,
+    make_tiny_checkpoint,
+    unavailable,
+)
 from xstilts.errors import XstiltsError
 from xstilts.paths import resolve_data_dir
 
@@ -56,5 +62,29 @@ def tiny_repository(
             data_dir=data_dir,
             parity_examples=8,
             max_accuracy_drop=PLUMBING_BUDGET,
+        )
+    return repository
+
+
+@pytest.fixture(scope="session")
+def tagging_checkpoints(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> dict[str, Path]:
+    """``{"panx": ..., "udpos": ...}`` sensitive tiny tagging checkpoints with windows of ``TAGGING_MAX_LENGTH``."""
+    root = tmp_path_factory.mktemp("taggers")
+    return {
+        task: make_sensitive_checkpoint(root / task, task, data_dir, max_length=TAGGING_MAX_LENGTH)
+        for task in ("panx", "udpos")
+    }
+
+
+@pytest.fixture(scope="session")
+def tagging_repository(
+    tmp_path_factory: pytest.TempPathFactory, tagging_checkpoints: dict[str, Path], data_dir: Path
+) -> Path:
+    """A model repository with ``tiny-panx`` (fp32, int8) and ``tiny-udpos`` (fp32), exported from the sensitive
+    tagging checkpoints."""
+    repository = tmp_path_factory.mktemp("tagging-repository")
+    for name, task, variants in (("tiny-panx", "panx", ["fp32", "int8"]), ("tiny-udpos", "udpos", ["fp32"])):
+        export_tiny_tagger(
+            repository, tagging_checkpoints[task], name, data_dir, variants, max_accuracy_drop=PLUMBING_BUDGET
         )
     return repository

@@ -35,7 +35,7 @@ class GraphInterface:
 
     kind: TaskKind
     token_axes: tuple[str, ...]
-    output_axes: tuple[str, ...]  # the dynamic ones; a classifier's label axis and a vector's dimension are fixed
+    output_axes: tuple[str, ...]  # the dynamic ones; label axes (per item, per token) and vector dimensions are fixed
     output: str = OUTPUT
 
     @property
@@ -83,6 +83,7 @@ INTERFACES: Mapping[TaskKind, GraphInterface] = {
     TaskKind.SINGLE: GraphInterface(TaskKind.SINGLE, (BATCH, SEQUENCE), (BATCH,)),
     TaskKind.MULTIPLE_CHOICE: GraphInterface(TaskKind.MULTIPLE_CHOICE, (BATCH, CHOICES, SEQUENCE), (BATCH, CHOICES)),
     TaskKind.EMBEDDING: GraphInterface(TaskKind.EMBEDDING, (BATCH, SEQUENCE), (BATCH,), EMBEDDING_OUTPUT),
+    TaskKind.TOKEN_CLASSIFICATION: GraphInterface(TaskKind.TOKEN_CLASSIFICATION, (BATCH, SEQUENCE), (BATCH, SEQUENCE)),
 }
 
 

@@ -15,6 +15,7 @@ OPTIMUM_TASKS = {
     TaskKind.PAIR: "text-classification",
     TaskKind.SINGLE: "text-classification",
     TaskKind.MULTIPLE_CHOICE: "multiple-choice",
+    TaskKind.TOKEN_CLASSIFICATION: "token-classification",
 }
 EXTERNAL_DATA_SUFFIX = "_data"
 SENTENCE_OPSET = 17  # optimum's default for XLM-R and BERT
