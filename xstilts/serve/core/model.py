@@ -1,9 +1,10 @@
-"""One served model: its status, and once loaded, its encoder, engine and batcher; ``infer`` and ``embed``
-share one path (tokenize, queue, batch).
+"""One served model: its status, and once loaded, its encoder, engine and batcher; ``infer``, ``embed`` and
+``tag`` share one path (tokenize, queue, batch).
 
 :meth:`ServedModel.infer` takes a request's items as segment pairs (what each API's codec decodes) and gives
 each item's logits and probabilities; :meth:`ServedModel.embed` takes texts and gives an embedding model's
-vectors. Both raise :class:`~xstilts.serve.core.errors.ServeError` with a kind when
+vectors; :meth:`ServedModel.tag` takes texts or pre-split words and gives a tagging model's words with their
+tags (:mod:`xstilts.serve.core.tagging`). All raise :class:`~xstilts.serve.core.errors.ServeError` with a kind when
 the model is not ready, an input is too long, or the queue is full.
 """
 
@@ -11,10 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Protocol
+from functools import partial
+from typing import Protocol, TypeVar
 
 import numpy as np
 
@@ -26,12 +28,15 @@ from xstilts.serve.core.encoder import EncodedItem
 from xstilts.serve.core.engine import LoadedModel, softmax
 from xstilts.serve.core.errors import invalid, overloaded, unavailable
 from xstilts.serve.core.repository import PlannedModel
+from xstilts.serve.core.tagging import Tagged, Tagger, TagItem
 from xstilts.tasks.encoding import Segments
 
 # requests with more text than this are tokenized off the event loop (about a millisecond of work)
 INLINE_CHARACTERS = 2000
 # seconds a client should wait before asking a loading model again
 LOADING_RETRY_AFTER = 5
+
+T = TypeVar("T")
 
 
 class ModelStatus(Name):
@@ -81,6 +86,7 @@ class ServedModel:
         self.error: str | None = None
         self.loaded: LoadedModel | None = None
         self.batcher: Batcher | None = None
+        self.tagger: Tagger | None = None  # tagging models only, once loaded
         self.observer: ModelObserver = NoObserver()
 
     @property
@@ -103,6 +109,8 @@ class ServedModel:
     def start(self, loaded: LoadedModel, limits: BatchLimits) -> None:
         """Serve ``loaded`` with a batcher within ``limits`` (on the event loop)."""
         self.loaded = loaded
+        if self.manifest.kind is TaskKind.TOKEN_CLASSIFICATION:
+            self.tagger = Tagger(loaded.encoder.tokenizer, self.manifest.max_length, self.manifest.labels)
         self.batcher = Batcher(loaded.engine, self.name, limits, self.observer, self.multiple_choice)
         self.batcher.start()
         self.status = ModelStatus.READY
@@ -122,45 +130,52 @@ class ServedModel:
         if self.status is not ModelStatus.READY:
             raise unavailable(f"model {self.name} is not available ({self.status}: {self.error or 'stopped'})")
 
-    def _encode(self, items: Sequence[Sequence[Segments]]) -> list[EncodedItem]:
-        assert self.loaded is not None
-        started = time.perf_counter()
-        encoded = self.loaded.encoder.encode(items)
-        self.observer.tokenized(time.perf_counter() - started)
-        return encoded
+    async def _tokenize(self, characters: int, encode: Callable[[], T]) -> T:
+        """``encode()``, timed: short requests on the event loop (a text pair takes a fraction of a millisecond),
+        long ones (``characters``) in a tokenizer thread, so that they do not hold up every other request."""
+
+        def timed() -> T:
+            started = time.perf_counter()
+            encoded = encode()
+            self.observer.tokenized(time.perf_counter() - started)
+            return encoded
+
+        if characters > INLINE_CHARACTERS and self.tokenizer_pool is not None:
+            return await asyncio.get_running_loop().run_in_executor(self.tokenizer_pool, timed)
+        return timed()
+
+    async def _submit(self, encoded: list[EncodedItem]) -> list[np.ndarray]:
+        """Queue encoded rows and wait for their batches: each row's output."""
+        assert self.batcher is not None
+        try:
+            return await self.batcher.submit(encoded)
+        except QueueFull as exc:
+            raise overloaded(str(exc), exc.retry_after) from None
+        except BatcherClosed as exc:
+            raise unavailable(str(exc)) from None
 
     async def _run(
         self, items: Sequence[Sequence[Segments]], truncate: bool
     ) -> tuple[list[np.ndarray], list[EncodedItem]]:
-        """Tokenize, queue and wait for the batch: each item's output rows, and its encoding.
-
-        Short requests are tokenized on the event loop (a text pair takes a fraction of a millisecond); long
-        ones in a tokenizer thread, so that they do not hold up every other request.
-        """
+        """Tokenize, queue and wait for the batch: each item's output rows, and its encoding."""
         self.check_ready()
-        assert self.loaded is not None and self.batcher is not None
+        assert self.loaded is not None
         characters = sum(len(a) + len(b or "") for segments in items for a, b in segments)
-        if characters > INLINE_CHARACTERS and self.tokenizer_pool is not None:
-            encoded = await asyncio.get_running_loop().run_in_executor(self.tokenizer_pool, self._encode, items)
-        else:
-            encoded = self._encode(items)
+        encoded = await self._tokenize(characters, partial(self.loaded.encoder.encode, items))
         if not truncate and any(e.truncated for e in encoded):
             first = next(index for index, e in enumerate(encoded) if e.truncated)
             raise invalid(
                 f"inputs.{first} is longer than the model's max_length of {self.manifest.max_length} tokens "
                 "(send truncate: true to cut it)"
             )
-        try:
-            return await self.batcher.submit(encoded), encoded
-        except QueueFull as exc:
-            raise overloaded(str(exc), exc.retry_after) from None
-        except BatcherClosed as exc:
-            raise unavailable(str(exc)) from None
+        return await self._submit(encoded), encoded
 
     async def infer(self, items: Sequence[Sequence[Segments]], truncate: bool = True) -> Outcome:
         """Each item's logits and probabilities (a classification or multiple-choice model)."""
         if self.embedding is not None:
             raise invalid(f"model {self.name} is an embedding model: it gives sentence vectors (embed), not labels")
+        if self.tagger is not None:
+            raise invalid(f"model {self.name} is a tagging model: it tags the words of texts, one tag per word")
         logits, encoded = await self._run(items, truncate)
         # multiple-choice items may differ in their number of choices; classification takes one softmax
         probabilities = [softmax(row) for row in logits] if self.multiple_choice else list(softmax(np.stack(logits)))
@@ -184,3 +199,12 @@ class ServedModel:
         if normalize and not spec.normalize:
             vectors = [v / max(float(np.linalg.norm(v)), 1e-12) for v in vectors]
         return Embeddings(vectors, [e.truncated for e in encoded], sum(e.tokens for e in encoded))
+
+    async def tag(self, items: Sequence[TagItem]) -> list[Tagged]:
+        """Each item's words with their tags (a tagging model), sentences longer than a window split into windows."""
+        tagger = self.tagger
+        if tagger is None:
+            raise invalid(f"model {self.name} is a {self.manifest.kind} model: it does not tag words")
+        self.check_ready()
+        windows = await self._tokenize(sum(len(item.text) for item in items), partial(tagger.windows, items))
+        return tagger.read(items, windows, await self._submit(tagger.encoded(windows)))

@@ -11,7 +11,14 @@ from xstilts.serve.core.model import ServedModel
 from xstilts.serve.http.bodies import JSON, check_item_count, parse, read_body
 from xstilts.serve.http.metrics import V1_EMBED, V1_PREDICT
 from xstilts.serve.http.routing import answer, model_name_parameter, state_of
-from xstilts.serve.http.v1.codec import embed_response, item_segments, model_info, predict_response
+from xstilts.serve.http.v1.codec import (
+    embed_response,
+    item_segments,
+    model_info,
+    predict_response,
+    tag_items,
+    tag_response,
+)
 from xstilts.serve.http.v1.protocol import (
     EmbedRequest,
     EmbedResponse,
@@ -19,6 +26,7 @@ from xstilts.serve.http.v1.protocol import (
     ModelList,
     PredictRequest,
     PredictResponse,
+    TagResponse,
 )
 
 
@@ -41,17 +49,19 @@ def build_router(error_responses: dict[int | str, dict[str, Any]], dependencies:
 
     @router.post(
         "/models/{name}/predict",
-        response_model=PredictResponse,
+        response_model=PredictResponse | TagResponse,
         responses=error_responses,
-        summary="Classify texts or text pairs, or pick among choices",
+        summary="Classify texts or text pairs, pick among choices, or tag the words of texts",
         openapi_extra=body_schema("PredictRequest"),
     )
-    async def predict(request: Request, name: str = model_name) -> PredictResponse:
+    async def predict(request: Request, name: str = model_name) -> PredictResponse | TagResponse:
         settings = state_of(request).settings
 
-        async def handle(model: ServedModel) -> PredictResponse:
+        async def handle(model: ServedModel) -> PredictResponse | TagResponse:
             body = parse(PredictRequest, await read_body(request, settings.max_body_bytes))
             check_item_count(len(body.inputs), settings.max_items)
+            if model.tagger is not None:
+                return tag_response(model, await model.tag(tag_items(model, body)))
             outcome = await model.infer(item_segments(model, body), body.truncate)
             return predict_response(model, body, outcome)
 

@@ -4,8 +4,10 @@ Texts travel as ``BYTES`` tensors. Classification models take ``text_a`` [batch]
 optional ``text_b`` [batch]; multiple-choice models take ``premise`` [batch], an optional ``question`` [batch] and
 ``choices`` [batch, choices]. Outputs: ``label`` (BYTES), ``index`` (INT64), ``probabilities`` and ``logits``
 (FP32, [batch, labels or choices]) and ``truncated`` (BOOL). Embedding models take ``text`` [batch] and give
-``embedding`` (FP32, [batch, dimension]) and ``truncated``; the server adds the bundle's prefix. Triton's binary
-tensor extension is understood too (``Inference-Header-Content-Length``, ``binary_data_size``,
+``embedding`` (FP32, [batch, dimension]) and ``truncated``; the server adds the bundle's prefix. Tagging models
+take ``text`` [batch] (split into words by the server) and give ``words`` and ``tags`` (BYTES), ``scores`` (FP32),
+``starts`` and ``ends`` (INT64 character offsets), each [batch, most words], shorter items padded with "", 0 or -1.
+Triton's binary tensor extension is understood too (``Inference-Header-Content-Length``, ``binary_data_size``,
 ``binary_data_output``), as stock clients use it.
 """
 

@@ -13,7 +13,9 @@ from fastapi import APIRouter, Path, Request
 from starlette.responses import Response
 
 from xstilts import __version__
+from xstilts.contracts.kinds import TaskKind
 from xstilts.serve.core.model import Embeddings, Outcome, ServedModel
+from xstilts.serve.core.tagging import Tagged, TagItem
 from xstilts.serve.http.bodies import JSON, json_response, parse, read_body
 from xstilts.serve.http.metrics import V2_INFER
 from xstilts.serve.http.routing import answer, model_name_parameter, state_of
@@ -121,8 +123,11 @@ def build_router(
             header, binary = split_header(request, body)
             inference = parse(InferenceRequest, header)
             items = decode_items(model, inference, binary, state.settings.max_items)
+            outcome: Outcome | Embeddings | list[Tagged]
             if model.embedding is not None:
-                outcome: Outcome | Embeddings = await model.embed(items.texts)
+                outcome = await model.embed(items.texts)
+            elif model.manifest.kind is TaskKind.TOKEN_CLASSIFICATION:
+                outcome = await model.tag([TagItem.from_text(text) for text in items.texts])
             else:
                 outcome = await model.infer(items.segments)
             return infer_response(model, inference, outcome, items)
