@@ -1,7 +1,9 @@
 """Mutation tests: break one piece of a real server and assert that the suite's answer checks catch it.
 
 Each mutation is a mistake a server could make without crashing: dropping ``text_pair`` (v1) or ``text_b`` (v2),
-reversing a multiple-choice item's choices, or handing the rows of a batch back in the wrong order. The server is
+reversing a multiple-choice item's choices, or handing the rows of a batch back in the wrong order; for tagging,
+reading a word's tag at the wrong sub-word, shifting the words' character offsets, or keeping only the first window
+of a long sentence (silent truncation). The server is
 the real app under uvicorn on 127.0.0.1 (in a thread, so that one function of it can be replaced), serving the
 fp32 bundles of the sensitive tiny repository; the checks are those of ``tests/serve/answers.py``, which the HTTP
 tests run against the unbroken server. The control case shows that the unbroken server passes every check.
@@ -16,13 +18,25 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.serve.answers import ANSWER_CHECKS, check_v1_choices, check_v1_pairs, check_v2_pairs
+from tests.serve.answers import (
+    ANSWER_CHECKS,
+    TAG_CHECKS,
+    check_v1_choices,
+    check_v1_pairs,
+    check_v1_tag_texts,
+    check_v1_tag_words,
+    check_v2_pairs,
+    check_v2_tags,
+)
 from tests.serve.conftest import thread_server
+from xstilts.serve.core import tagging
 from xstilts.serve.core.engine import OnnxEngine
 from xstilts.serve.http.v1 import codec as v1_codec
 from xstilts.serve.http.v1 import routes as v1_routes
 from xstilts.serve.http.v2 import routes as v2_routes
 from xstilts.serve.http.v2.codec import Items
+from xstilts.tagging.alignment import Window
+from xstilts.tagging.words import Word
 
 FP32 = ["tiny-xnli=fp32", "tiny-xcopa=fp32"]
 
@@ -66,10 +80,44 @@ MUTATIONS: dict[str, tuple[Callable[[pytest.MonkeyPatch], None], tuple[Callable,
 }
 
 
-def run_checks(repository: Path, data_dir: Path, checks: tuple[Callable, ...]) -> list[str]:
+def read_tags_at_the_next_sub_word(monkeypatch: pytest.MonkeyPatch) -> None:
+    original = tagging.word_logits
+
+    def shifted(windows, logits, words, labels):
+        moved = [
+            Window(w.ids, w.first_word, [min(p + 1, len(w.ids) - 1) if p >= 0 else p for p in w.first_tokens])
+            for w in windows
+        ]
+        return original(moved, logits, words, labels)
+
+    monkeypatch.setattr(tagging, "word_logits", shifted)
+
+
+def shift_offsets(monkeypatch: pytest.MonkeyPatch) -> None:
+    original = tagging.split_words
+    monkeypatch.setattr(
+        tagging, "split_words", lambda text: [Word(w.text, w.start + 1, w.end + 1) for w in original(text)]
+    )
+
+
+def keep_the_first_window(monkeypatch: pytest.MonkeyPatch) -> None:
+    original = tagging.Tagger.windows
+    monkeypatch.setattr(tagging.Tagger, "windows", lambda self, items: [s[:1] for s in original(self, items)])
+
+
+TAGGING = ["tiny-panx=fp32", "tiny-udpos=fp32"]
+TAG_MUTATIONS: dict[str, tuple[Callable[[pytest.MonkeyPatch], None], tuple[Callable, ...]]] = {
+    "reads tags at the next sub-word": (read_tags_at_the_next_sub_word, TAG_CHECKS),
+    "shifts character offsets": (shift_offsets, (check_v1_tag_texts, check_v2_tags)),
+    "keeps only the first window": (keep_the_first_window, (check_v1_tag_words,)),
+    "shuffles batch rows": (shuffle_batch_rows, (check_v1_tag_words, check_v1_tag_texts)),
+}
+
+
+def run_checks(repository: Path, data_dir: Path, checks: tuple[Callable, ...], models: list[str] = FP32) -> list[str]:
     """Run ``checks`` against a fresh fp32 thread server; the names of those that failed."""
     failed = []
-    with thread_server(repository, models=FP32, max_queue_delay_ms=5) as server:
+    with thread_server(repository, models=models, max_queue_delay_ms=5) as server:
         server.wait_ready()
         with httpx.Client(base_url=server.url, timeout=60) as client:
             for check in checks:
@@ -93,4 +141,20 @@ def test_a_broken_server_fails_the_answer_checks(
     failed = run_checks(repository, data_dir, checks)
     assert failed == [check.__name__ for check in checks], (
         f"a server that {mutation} passed {set(checks) - set(failed)}"
+    )
+
+
+def test_the_unbroken_server_passes_every_tagging_check(tagging_repository: Path, data_dir: Path) -> None:
+    assert run_checks(tagging_repository, data_dir, TAG_CHECKS, TAGGING) == []
+
+
+@pytest.mark.parametrize("mutation", list(TAG_MUTATIONS))
+def test_a_broken_tagger_fails_the_answer_checks(
+    monkeypatch: pytest.MonkeyPatch, tagging_repository: Path, data_dir: Path, mutation: str
+) -> None:
+    mutate, checks = TAG_MUTATIONS[mutation]
+    mutate(monkeypatch)
+    failed = run_checks(tagging_repository, data_dir, checks, TAGGING)
+    assert failed == [check.__name__ for check in checks], (
+        f"a tagging server that {mutation} passed {set(checks) - set(failed)}"
     )
