@@ -287,11 +287,16 @@ def run_accuracy(
     deadline: float | None = None,
 ) -> Accuracy:
     """The whole accuracy pass for one served model: predictions, accuracy per language, the bundle comparison
-    (for a retrieval task: top-1 retrieval accuracy, :mod:`xstilts.bench.retrieval`)."""
+    (for a retrieval task: top-1 retrieval accuracy, :mod:`xstilts.bench.retrieval`; for a tagging task: entity F1
+    or word accuracy, :mod:`xstilts.bench.tagging`)."""
     if sample.kind is TaskKind.EMBEDDING:
         from xstilts.bench.retrieval import run_retrieval_accuracy
 
         return run_retrieval_accuracy(url, model, sample, manifest, batch_items, api_key, deadline)
+    if sample.kind is TaskKind.TOKEN_CLASSIFICATION:
+        from xstilts.bench.tagging import run_tagging_accuracy
+
+        return run_tagging_accuracy(url, model, sample, manifest, batch_items, api_key, deadline)
     predictions, _, stats = api_predictions(url, model, sample, batch_items, api_key, deadline=deadline)
     measured = accuracy_per_language(sample, predictions)
     if manifest is None:

@@ -5,7 +5,8 @@ trained (PyTorch, fp32), no ONNX, no dynamic batching, one request served after 
 ``/v1`` JSON API of ``xstilts serve`` (``GET /v1/models``, ``POST /v1/models/{name}/predict``, ``/healthz``,
 ``/readyz``) so that the same payloads and accuracy pass run against it; it has no ``/metrics``. With
 ``--bundle`` (an embedding bundle) it serves ``POST /v1/models/{name}/embed`` instead, from the bundle's encoder
-in PyTorch (:mod:`xstilts.bench.naive_embedder`).
+in PyTorch (:mod:`xstilts.bench.naive_embedder`); a tagging checkpoint answers ``predict`` through transformers'
+token-classification pipeline (:mod:`xstilts.bench.naive_tagger`).
 
 It imports torch: run it as ``python -m xstilts.bench.naive_server --checkpoint DIR --port N`` (or ``--bundle
 DIR``); nothing else in :mod:`xstilts.bench` imports it.
@@ -24,9 +25,10 @@ from pydantic import ValidationError
 from starlette.responses import JSONResponse
 
 from xstilts.bench.naive_embedder import VARIANT, NaiveEmbedder
+from xstilts.bench.naive_tagger import NaiveTagger
 from xstilts.contracts.checkpoint import CHECKPOINT_FILE
 from xstilts.contracts.kinds import TaskKind
-from xstilts.serve.http.v1.protocol import EmbedRequest, PredictRequest
+from xstilts.serve.http.v1.protocol import EmbedRequest, PredictRequest, WordsInput
 
 
 class NaiveModel:
@@ -137,7 +139,7 @@ def validation_message(exc: ValidationError) -> str:
     return "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:3])
 
 
-def create_app(model: NaiveModel | NaiveEmbedder) -> FastAPI:
+def create_app(model: NaiveModel | NaiveEmbedder | NaiveTagger) -> FastAPI:
     app = FastAPI(title="xstilts naive reference", docs_url=None, redoc_url=None, openapi_url=None)
 
     @app.get("/healthz")
@@ -158,6 +160,9 @@ def create_app(model: NaiveModel | NaiveEmbedder) -> FastAPI:
 
     if isinstance(model, NaiveEmbedder):
         add_embed_route(app, model)
+        return app
+    if isinstance(model, NaiveTagger):
+        add_tag_route(app, model)
         return app
 
     @app.post("/v1/models/{name}/predict")
@@ -205,6 +210,26 @@ def add_embed_route(app: FastAPI, model: NaiveEmbedder) -> None:
                 "truncated": truncated}  # fmt: skip
 
 
+def add_tag_route(app: FastAPI, model: NaiveTagger) -> None:
+    """``POST /v1/models/{name}/predict`` for a tagging checkpoint, in the shape ``xstilts serve`` answers it."""
+
+    @app.post("/v1/models/{name}/predict")
+    async def predict(name: str, request: Request) -> Any:
+        # on the event loop as well: one request at a time
+        if name != model.name:
+            return error(404, f"no model {name!r}; this server has: {model.name}")
+        try:
+            body = PredictRequest.model_validate_json(await request.body())
+        except ValidationError as exc:
+            return error(422, validation_message(exc))
+        items: list[str | list[str]] = []
+        for item in body.inputs:
+            if not isinstance(item, str | WordsInput):
+                return error(422, 'a tagging model takes texts or {"words": [...]} items')
+            items.append(item if isinstance(item, str) else list(item.words))
+        return {"model": model.name, "variant": VARIANT, "labels": model.labels, "predictions": model.tag(items)}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m xstilts.bench.naive_server", description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -220,13 +245,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     import uvicorn
 
-    model: NaiveModel | NaiveEmbedder
+    model: NaiveModel | NaiveEmbedder | NaiveTagger
     if args.bundle is not None:
         bundle = args.bundle.resolve()
         model = NaiveEmbedder(bundle, args.name or bundle.parent.name, args.checkpoint, args.threads)
     elif args.checkpoint:
         checkpoint = Path(args.checkpoint).resolve()
-        model = NaiveModel(checkpoint, args.name or checkpoint.name, args.threads)
+        kind = json.loads((checkpoint / CHECKPOINT_FILE).read_text())["kind"]
+        naive = NaiveTagger if kind == TaskKind.TOKEN_CLASSIFICATION.value else NaiveModel
+        model = naive(checkpoint, args.name or checkpoint.name, args.threads)
     else:
         parser.error("give --checkpoint DIR (a classification checkpoint) or --bundle DIR (an embedding bundle)")
     uvicorn.run(create_app(model), host=args.host, port=args.port, log_level="warning", access_log=False)

@@ -6,7 +6,8 @@ API is measured on the very items ``bundle.json`` recorded. Items become ``POST 
 bodies by the friendly API's rules: ``{"text", "text_pair"}`` for pairs, a string for single texts,
 ``{"premise", "question", "choices"}`` for multiple choice (the server then applies the shared segment rule of
 :mod:`xstilts.tasks.encoding`); for an embedding model, ``POST /v1/models/{name}/embed`` bodies of the
-retrieval sentences (each item's sentence in its language, as plain text: the server adds the prefix).
+retrieval sentences (each item's sentence in its language, as plain text: the server adds the prefix); for a tagging
+model, each sentence as its words (``{"words": [...]}``).
 
 A payload file (JSON, written by :func:`write_payloads`) is what the locustfile reads: the route, and a list of
 bodies with how many items and sequences each one carries. wrk's Lua script (``post.lua``) reads the same bodies
@@ -35,6 +36,8 @@ def request_item(kind: TaskKind, example: Example) -> str | dict[str, Any]:
     """One item of a ``/v1`` predict (or embed) body for ``example``."""
     if kind is TaskKind.EMBEDDING:
         return example.text_a
+    if kind is TaskKind.TOKEN_CLASSIFICATION:  # the sentence's own words, so that tags line up with gold tags
+        return {"words": list(example.words)}
     if kind is TaskKind.MULTIPLE_CHOICE:
         item: dict[str, Any] = {"premise": example.text_a, "choices": list(example.choices)}
         if example.text_b:

@@ -152,7 +152,8 @@ def _accuracy_section(results: BenchResults, plots: dict[str, bool]) -> list[str
                 value += f" ({_pct(p.bundle)}{' ⚠' if p.flag else ''})"
             row.append(value)
         rows.append(row)
-    lines = ["## Accuracy per language (through the API, %)", ""]
+    metric = targets[0].accuracy.metric  # type: ignore[union-attr]
+    lines = [f"## Accuracy per language ({f'{metric}, ' if metric else ''}through the API, %)", ""]
     lines += _table(["language", *[t.label for t in targets]], rows)
     lines += ["", "In brackets: the accuracy recorded at export; ⚠ marks a difference beyond the tolerance.", ""]
     lines += [_accuracy_line(t) for t in targets]
