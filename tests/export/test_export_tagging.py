@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -80,3 +81,23 @@ def test_a_gate_with_no_budget_rejects_and_writes_nothing(
             parity_examples=2,
         )  # fmt: skip
     assert list(tmp_path.iterdir()) == []
+
+
+def test_cli_exports_and_measures_a_tagging_bundle(
+    capsys: pytest.CaptureFixture, tagging_checkpoints: dict[str, Path], data_dir: Path, tmp_path: Path
+) -> None:
+    from xstilts.cli import main
+
+    code = main(
+        [
+            "export", str(tagging_checkpoints["panx"]), "--repository", str(tmp_path), "--name", "panx",
+            "--variants", "int8", "--data-dir", str(data_dir), "--parity-examples", "2", "--max-accuracy-drop", "100",
+            "--measure", "--measure-seconds", "0.05", "--json",
+        ]
+    )  # fmt: skip
+    out, _ = capsys.readouterr()
+    assert code == 0
+    report = json.loads(out)
+    assert report["bundles"]["int8"]["parity"].startswith("passed: f1 ")
+    (row,) = report["measurements"]
+    assert row["variant"] == "int8" and all(speed > 0 for speed in row["sequences_per_s"].values())

@@ -16,7 +16,7 @@ from tests.serve.answers import (
     direct_tags,
     placed,
 )
-from tests.serve.conftest import ServerProcess, metric_total, thread_server
+from tests.serve.conftest import ServerProcess, loading_server, metric_total, thread_server
 
 MAX_ITEMS = 16
 MAX_BODY_BYTES = 20_000
@@ -182,3 +182,11 @@ def test_tagging_routes_need_the_key(tagging_repository: Path) -> None:
         assert response.status_code == 401 and response.json()["error_type"] == "unauthorized"
         answer = httpx.post(url, json={"inputs": ["Paris"]}, headers={"Authorization": "Bearer s3cret"}).json()
         assert answer["variant"] == "int8" and answer["predictions"][0]["words"][0]["text"] == "Paris"
+
+
+def test_a_tagger_still_loading_answers_503(tagging_repository: Path) -> None:
+    v2 = {"inputs": [{"name": "text", "shape": [1], "datatype": "BYTES", "data": ["Paris"]}]}
+    with loading_server(tagging_repository, models=["tiny-panx=fp32"]) as (server, _):
+        for route, body in (("v1/models/tiny-panx/predict", {"inputs": ["Paris"]}), ("v2/models/tiny-panx/infer", v2)):
+            response = httpx.post(f"{server.url}/{route}", json=body)
+            assert response.status_code == 503 and response.json()["error_type"] == "unavailable", response.text

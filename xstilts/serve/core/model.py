@@ -98,6 +98,11 @@ class ServedModel:
         return self.manifest.kind is TaskKind.MULTIPLE_CHOICE
 
     @property
+    def tagging(self) -> bool:
+        """Whether the model tags words (one tag per word) rather than classifying or embedding texts."""
+        return self.manifest.kind is TaskKind.TOKEN_CLASSIFICATION
+
+    @property
     def embedding(self) -> EmbeddingSpec | None:
         """How the model turns a text into a vector (embedding models only)."""
         return self.manifest.embedding if self.manifest.kind is TaskKind.EMBEDDING else None
@@ -109,7 +114,7 @@ class ServedModel:
     def start(self, loaded: LoadedModel, limits: BatchLimits) -> None:
         """Serve ``loaded`` with a batcher within ``limits`` (on the event loop)."""
         self.loaded = loaded
-        if self.manifest.kind is TaskKind.TOKEN_CLASSIFICATION:
+        if self.tagging:
             self.tagger = Tagger(loaded.encoder.tokenizer, self.manifest.max_length, self.manifest.labels)
         self.batcher = Batcher(loaded.engine, self.name, limits, self.observer, self.multiple_choice)
         self.batcher.start()
@@ -174,7 +179,7 @@ class ServedModel:
         """Each item's logits and probabilities (a classification or multiple-choice model)."""
         if self.embedding is not None:
             raise invalid(f"model {self.name} is an embedding model: it gives sentence vectors (embed), not labels")
-        if self.tagger is not None:
+        if self.tagging:
             raise invalid(f"model {self.name} is a tagging model: it tags the words of texts, one tag per word")
         logits, encoded = await self._run(items, truncate)
         # multiple-choice items may differ in their number of choices; classification takes one softmax
@@ -202,9 +207,10 @@ class ServedModel:
 
     async def tag(self, items: Sequence[TagItem]) -> list[Tagged]:
         """Each item's words with their tags (a tagging model), sentences longer than a window split into windows."""
-        tagger = self.tagger
-        if tagger is None:
+        if not self.tagging:
             raise invalid(f"model {self.name} is a {self.manifest.kind} model: it does not tag words")
         self.check_ready()
+        tagger = self.tagger
+        assert tagger is not None
         windows = await self._tokenize(sum(len(item.text) for item in items), partial(tagger.windows, items))
         return tagger.read(items, windows, await self._submit(tagger.encoded(windows)))

@@ -60,7 +60,7 @@ def build_router(error_responses: dict[int | str, dict[str, Any]], dependencies:
         async def handle(model: ServedModel) -> PredictResponse | TagResponse:
             body = parse(PredictRequest, await read_body(request, settings.max_body_bytes))
             check_item_count(len(body.inputs), settings.max_items)
-            if model.tagger is not None:
+            if model.tagging:
                 return tag_response(model, await model.tag(tag_items(model, body)))
             outcome = await model.infer(item_segments(model, body), body.truncate)
             return predict_response(model, body, outcome)

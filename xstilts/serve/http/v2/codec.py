@@ -47,7 +47,7 @@ NUMPY_TYPES = {"FP32": np.float32, "INT64": np.int64}
 
 def model_inputs(model: ServedModel) -> list[MetadataTensor]:
     kind = model.manifest.kind
-    if model.embedding is not None or kind is TaskKind.TOKEN_CLASSIFICATION:
+    if model.embedding is not None or model.tagging:
         return [MetadataTensor(name=TEXT, datatype="BYTES", shape=[-1])]
     if model.multiple_choice:
         return [
@@ -62,7 +62,7 @@ def model_inputs(model: ServedModel) -> list[MetadataTensor]:
 
 
 def model_outputs(model: ServedModel) -> list[MetadataTensor]:
-    if model.manifest.kind is TaskKind.TOKEN_CLASSIFICATION:
+    if model.tagging:
         return [MetadataTensor(name=name, datatype=spec[0], shape=[-1, -1]) for name, spec in TAG_OUTPUTS.items()]
     if model.embedding is not None:
         return [
@@ -207,7 +207,7 @@ def decode_items(model: ServedModel, request: InferenceRequest, binary: bytes, m
     sections = split_binary(request, binary)
     tensors = {t.name: t for t in request.inputs}
     required = ("premise", "choices") if model.multiple_choice else ("text_a",)
-    if model.embedding is not None or model.manifest.kind is TaskKind.TOKEN_CLASSIFICATION:
+    if model.embedding is not None or model.tagging:
         required = (TEXT,)
     missing = [name for name in required if name not in tensors]
     if missing:

@@ -13,7 +13,6 @@ from fastapi import APIRouter, Path, Request
 from starlette.responses import Response
 
 from xstilts import __version__
-from xstilts.contracts.kinds import TaskKind
 from xstilts.serve.core.model import Embeddings, Outcome, ServedModel
 from xstilts.serve.core.tagging import Tagged, TagItem
 from xstilts.serve.http.bodies import JSON, json_response, parse, read_body
@@ -126,7 +125,7 @@ def build_router(
             outcome: Outcome | Embeddings | list[Tagged]
             if model.embedding is not None:
                 outcome = await model.embed(items.texts)
-            elif model.manifest.kind is TaskKind.TOKEN_CLASSIFICATION:
+            elif model.tagging:
                 outcome = await model.tag([TagItem.from_text(text) for text in items.texts])
             else:
                 outcome = await model.infer(items.segments)
