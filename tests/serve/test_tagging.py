@@ -184,6 +184,17 @@ def test_tagging_routes_need_the_key(tagging_repository: Path) -> None:
         assert answer["variant"] == "int8" and answer["predictions"][0]["words"][0]["text"] == "Paris"
 
 
+def test_a_request_longer_than_the_queue_is_too_large(tagging_repository: Path) -> None:
+    """Windows beyond what the queue can ever hold are refused at once (413), not sent to retry (429) forever."""
+    with thread_server(tagging_repository, models=["tiny-panx=fp32"], max_queue_size=4) as server:
+        server.wait_ready()
+        url = f"{server.url}/v1/models/tiny-panx/predict"
+        response = httpx.post(url, json={"inputs": ["Lorem ipsum dolor sit amet " * 20]})
+        assert response.status_code == 413 and response.json()["error_type"] == "too_large", response.text
+        assert "max_queue_size" in response.json()["error"]
+        assert httpx.post(url, json={"inputs": ["Lorem ipsum dolor sit amet " * 3]}).status_code == 200
+
+
 def test_a_tagger_still_loading_answers_503(tagging_repository: Path) -> None:
     v2 = {"inputs": [{"name": "text", "shape": [1], "datatype": "BYTES", "data": ["Paris"]}]}
     with loading_server(tagging_repository, models=["tiny-panx=fp32"]) as (server, _):

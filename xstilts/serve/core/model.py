@@ -26,7 +26,7 @@ from xstilts.contracts.names import Name
 from xstilts.serve.core.batcher import Batcher, BatcherClosed, BatchLimits, BatchObserver, NoObserver, QueueFull
 from xstilts.serve.core.encoder import EncodedItem
 from xstilts.serve.core.engine import LoadedModel, softmax
-from xstilts.serve.core.errors import invalid, overloaded, unavailable
+from xstilts.serve.core.errors import invalid, overloaded, too_large, unavailable
 from xstilts.serve.core.repository import PlannedModel
 from xstilts.serve.core.tagging import Tagged, Tagger, TagItem
 from xstilts.tasks.encoding import Segments
@@ -213,4 +213,11 @@ class ServedModel:
         tagger = self.tagger
         assert tagger is not None
         windows = await self._tokenize(sum(len(item.text) for item in items), partial(tagger.windows, items))
-        return tagger.read(items, windows, await self._submit(tagger.encoded(windows)))
+        rows = tagger.encoded(windows)
+        assert self.batcher is not None
+        if len(rows) > self.batcher.max_queue_size:  # such a request could never be queued: retrying cannot help
+            raise too_large(
+                f"the inputs take {len(rows)} windows of {self.manifest.max_length} tokens, more than the model's "
+                f"queue holds ({self.batcher.max_queue_size}, max_queue_size): send fewer or shorter texts"
+            )
+        return tagger.read(items, windows, await self._submit(rows))
