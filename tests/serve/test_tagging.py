@@ -186,7 +186,7 @@ def test_tagging_routes_need_the_key(tagging_repository: Path) -> None:
 
 def test_a_request_longer_than_the_queue_is_too_large(tagging_repository: Path) -> None:
     """Windows beyond what the queue can ever hold are refused at once (413), not sent to retry (429) forever."""
-    with thread_server(tagging_repository, models=["tiny-panx=fp32"], max_queue_size=4) as server:
+    with thread_server(tagging_repository, models=["tiny-panx=fp32"], max_queue_size=4, max_items=4) as server:
         server.wait_ready()
         url = f"{server.url}/v1/models/tiny-panx/predict"
         response = httpx.post(url, json={"inputs": ["Lorem ipsum dolor sit amet " * 20]})
