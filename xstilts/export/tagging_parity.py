@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tokenizers import Tokenizer
 
 from xstilts.contracts.bundle import MODEL_FILE, TOKENIZER_FILE
 from xstilts.contracts.checkpoint import CheckpointInfo
@@ -202,8 +203,6 @@ def tagging_reference(
     configure_tokenizer(
         checkpoint / TOKENIZER_FILE, target, info.max_length, hf_tokenizer.pad_token_id, hf_tokenizer.pad_token
     )
-    from tokenizers import Tokenizer
-
     words = WordTokenizer(Tokenizer.from_file(str(target)), info.max_length)
     sentences = sentence_windows(words, sample_)
     checked = check_windows(hf_tokenizer, sample_, sentences, info.max_length)
