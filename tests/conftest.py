@@ -7,7 +7,9 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import (
+    TAGGING_MAX_LENGTH,
     export_tiny_qa,
+    export_tiny_tagger,
     make_sensitive_checkpoint,
     make_sensitive_qa_checkpoint,
     make_tiny_checkpoint,
@@ -77,4 +79,28 @@ def qa_repository(tmp_path_factory: pytest.TempPathFactory, qa_checkpoint: Path,
     """A model repository with ``tiny-xquad`` (fp32, int8), exported from the sensitive tiny QA checkpoint."""
     repository = tmp_path_factory.mktemp("qa-repository")
     export_tiny_qa(repository, qa_checkpoint, data_dir, variants=("fp32", "int8"))
+    return repository
+
+
+@pytest.fixture(scope="session")
+def tagging_checkpoints(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> dict[str, Path]:
+    """``{"panx": ..., "udpos": ...}`` sensitive tiny tagging checkpoints with windows of ``TAGGING_MAX_LENGTH``."""
+    root = tmp_path_factory.mktemp("taggers")
+    return {
+        task: make_sensitive_checkpoint(root / task, task, data_dir, max_length=TAGGING_MAX_LENGTH)
+        for task in ("panx", "udpos")
+    }
+
+
+@pytest.fixture(scope="session")
+def tagging_repository(
+    tmp_path_factory: pytest.TempPathFactory, tagging_checkpoints: dict[str, Path], data_dir: Path
+) -> Path:
+    """A model repository with ``tiny-panx`` (fp32, int8) and ``tiny-udpos`` (fp32), exported from the sensitive
+    tagging checkpoints."""
+    repository = tmp_path_factory.mktemp("tagging-repository")
+    for name, task, variants in (("tiny-panx", "panx", ["fp32", "int8"]), ("tiny-udpos", "udpos", ["fp32"])):
+        export_tiny_tagger(
+            repository, tagging_checkpoints[task], name, data_dir, variants, max_accuracy_drop=PLUMBING_BUDGET
+        )
     return repository

@@ -36,6 +36,7 @@ def make_tiny_checkpoint(
     seed: int = 0,
     languages: Sequence[str] | None = None,
     pooling: str = "cls",
+    max_length: int = TINY_MAX_LENGTH,
 ) -> Path:
     """A target checkpoint for ``task``: ``base`` plus a seeded random head, with its ``CheckpointInfo``.
 
@@ -63,7 +64,7 @@ def make_tiny_checkpoint(
         kind=spec.kind.value,
         labels=labels,
         languages=list(languages or get_split(spec, eval_split).languages),
-        max_length=TINY_MAX_LENGTH,
+        max_length=max_length,
         lineage={"base": base, "head": f"random, seed {seed}", "purpose": "tests only"},
     ).save(folder)
     return folder
@@ -117,7 +118,13 @@ SENSITIVE_LOGIT_STD = 2.0
 CALIBRATION_ITEMS = 64
 
 
-def make_sensitive_checkpoint(folder: Path, task: str, data_dir: Path, languages: Sequence[str] | None = None) -> Path:
+def make_sensitive_checkpoint(
+    folder: Path,
+    task: str,
+    data_dir: Path,
+    languages: Sequence[str] | None = None,
+    max_length: int = TINY_MAX_LENGTH,
+) -> Path:
     """A tiny checkpoint whose answers depend on its whole input: the fixture for end-to-end answer checks.
 
     The random tiny model's ``[CLS]`` state is constant (its answers do not depend on the input at all), and its
@@ -125,28 +132,35 @@ def make_sensitive_checkpoint(folder: Path, task: str, data_dir: Path, languages
     vary with every token and its position, and fits the scale of its head on real items of the task's training
     split (not its evaluation split) so that the logits spread with a standard deviation of
     ``SENSITIVE_LOGIT_STD``: dropping ``text_pair``, swapping the pair, reversing choices, truncating elsewhere
-    or mixing up the items of a batch all change the answers by far more than any numeric tolerance.
+    or mixing up the items of a batch all change the answers by far more than any numeric tolerance. A tagging
+    checkpoint's token head reads every token state (no pooling): its logits are scaled to spread as much over
+    the real tokens of training windows, so that reading a word's tag at another sub-word changes it.
     """
     import torch
 
     from xstilts.models.heads import load_task_model
+    from xstilts.tagging.batches import tagging_items
     from xstilts.tasks import load_examples, sample
     from xstilts.training.data import Collator, tokenize
     from xstilts.training.evaluate import load_tokenizer
 
-    make_tiny_checkpoint(folder, task, languages=languages, pooling="mean")
+    make_tiny_checkpoint(folder, task, languages=languages, pooling="mean", max_length=max_length)
     spec = get_task(task)
     kind = spec.kind
     train_split = ZERO_SHOT[task].train_split if task in ZERO_SHOT else spec.train_split
     train_task = get_task(ZERO_SHOT[task].train_task) if task in ZERO_SHOT else spec
     examples = sample(load_examples(train_task, train_split, "en", data_dir), CALIBRATION_ITEMS, seed=0)
     tokenizer = load_tokenizer(folder)
-    batch = Collator(tokenizer.pad_token_id, {"t": kind})(
-        [{"task": "t", "input_ids": ids, "label": 0} for ids in tokenize(tokenizer, kind, examples, TINY_MAX_LENGTH)]
-    )
+    if kind is TaskKind.TOKEN_CLASSIFICATION:
+        items = tagging_items(tokenizer, "t", examples, spec.labels, max_length)
+    else:
+        items = [{"task": "t", "input_ids": ids, "label": 0} for ids in tokenize(tokenizer, kind, examples, max_length)]
+    batch = Collator(tokenizer.pad_token_id, {"t": kind})(items)
     model = load_task_model(folder, kind).eval()
     with torch.no_grad():
         logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        if kind is TaskKind.TOKEN_CLASSIFICATION:
+            logits = logits[batch["attention_mask"].bool()]  # [real tokens, tags]
         spread = logits.std(dim=0).mean() if logits.shape[-1] > 1 else logits.std()
         factor = SENSITIVE_LOGIT_STD / float(spread)
         head = model.classifier
@@ -254,3 +268,19 @@ def export_tiny_embedding(
         max_length=TINY_MAX_LENGTH,
         **options,
     )
+
+
+# The tiny tagging bundles: sensitive token heads with windows of a few tokens, so that real sentences span several
+# windows and a server that truncates, or reads a tag at the wrong sub-word or window, answers otherwise.
+TAGGING_MAX_LENGTH = 24
+TAGGING_PARITY_SENTENCES = 8
+
+
+def export_tiny_tagger(
+    repository: Path, checkpoint: Path, name: str, data_dir: Path, variants: Sequence[str], **options
+) -> list[Path]:
+    """Export a sensitive tagging checkpoint into ``repository`` (parity on a few sentences per language)."""
+    from xstilts.export import export_checkpoint
+
+    options.setdefault("parity_examples", TAGGING_PARITY_SENTENCES)
+    return export_checkpoint(checkpoint, repository, name, list(variants), data_dir=data_dir, **options)

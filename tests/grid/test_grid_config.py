@@ -162,3 +162,28 @@ def test_qa_targets_are_trained_and_their_bench_runs_the_qa_accuracy_pass(tmp_pa
         # with the QA pass (xstilts.bench.qa: EM/F1 through the API), on the sample these flags draw
         sample = load_evaluation_sample(task, data_dir, ["en", "de"], int(flags["--per-language"]), 0)
         assert sample.kind is TaskKind.SPAN_QA and sample.size == 12
+
+
+def test_tagging_targets_train_a_token_head_and_bench_its_accuracy(tmp_path):
+    """PAN-X and UD-POS are trained targets like PAWS-X: exported as task bundles (no --kind), benched with the
+    accuracy pass on the target's own evaluation sample (the bench dispatches on the bundle's kind)."""
+    from xstilts.grid.stages import bench_settings, embedding_args
+
+    def add_tagging(config):
+        for task in ("panx", "udpos"):
+            config["targets"][task] = {
+                "target": {"tasks": [{"task": task, "max_examples": 20}], "max_steps": 2},
+                "evaluation": {"languages": ["en", "de"], "max_per_language": 8},
+            }
+
+    config = load_grid(write(tmp_path, add_tagging))
+    cells = expand(config)
+    for task in ("panx", "udpos"):
+        tagging = [c for c in cells if c.target == task]
+        assert [c.arm for c in tagging] == ["baseline", "mnli", "multilingual-then-mnli"]
+        for cell in tagging:
+            assert cell.trains_target and cell.run["target"]["tasks"][0]["task"] == task
+            assert embedding_args(cell) == []
+        flags = bench_settings(config, tagging[0])
+        assert flags["--scenarios"].split(",")[0] == "accuracy"
+        assert (flags["--per-language"], flags["--languages"]) == ("8", "en,de")

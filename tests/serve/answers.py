@@ -139,3 +139,143 @@ def check_v1_embed(client: httpx.Client, repository: Path, data_dir: Path, name:
 
 
 EMBED_CHECKS = (check_v1_embed,)
+
+
+# -- tagging ------------------------------------------------------------------------------------------------------
+
+# (text, its words by the documented rule) in five scripts; the words' offsets are found in the text, in order
+SCRIPT_TEXTS = (
+    ("Angela Merkel visited Paris, France.", ["Angela", "Merkel", "visited", "Paris", ",", "France", "."]),
+    ("Владимир  Путин посетил «Газпром».", ["Владимир", "Путин", "посетил", "«", "Газпром", "»", "."]),
+    ("زار محمد بن سلمان القاهرة، اليوم", ["زار", "محمد", "بن", "سلمان", "القاهرة", "،", "اليوم"]),
+    ("我住在北京市。", ["我", "住", "在", "北", "京", "市", "。"]),
+    ("東京タワーはトヨタの近く", ["東", "京", "タ", "ワ", "ー", "は", "ト", "ヨ", "タ", "の", "近", "く"]),
+)
+TAG_LANGUAGES = {"panx": ("en", "ru", "ar", "zh", "ja"), "udpos": ("en", "de", "ja")}
+TAG_SENTENCES = 3  # per language; the longest of the language's dev sentences among them, to span windows
+
+
+def placed(text: str, words: list[str]) -> list[tuple[str, int, int]]:
+    """Each word with its offsets, found in ``text`` in order."""
+    out, position = [], 0
+    for word in words:
+        start = text.index(word, position)
+        out.append((word, start, start + len(word)))
+        position = start + len(word)
+    return out
+
+
+def direct_tags(folder: Path, words: list[list[str]]) -> list[list[tuple[str, float]]]:
+    """Each word's (tag, probability) from the tagging bundle in ``folder`` run without the server: each window of
+    each sentence alone, the tag read at the word's first sub-word."""
+    import json
+
+    from tokenizers import Tokenizer
+
+    from xstilts.tagging.alignment import WordTokenizer
+
+    manifest = json.loads((folder / "bundle.json").read_text())
+    labels = manifest["labels"]
+    windows = WordTokenizer(Tokenizer.from_file(str(folder / "tokenizer.json")), manifest["max_length"])
+    session = ort.InferenceSession(str(folder / "model.onnx"), providers=["CPUExecutionProvider"])
+    out = []
+    for sentence in windows.windows(words):
+        tags = []
+        for window in sentence:
+            ids = np.array([window.ids], dtype=np.int64)
+            feeds = {"input_ids": ids, "attention_mask": np.ones_like(ids), "token_type_ids": np.zeros_like(ids)}
+            names = [i.name for i in session.get_inputs()]
+            logits = session.run(["logits"], {name: feeds[name] for name in names})[0][0]
+            for position in window.first_tokens:
+                exp = np.exp(logits[position] - logits[position].max())
+                probabilities = exp / exp.sum()
+                tags.append((labels[int(probabilities.argmax())], float(probabilities.max())))
+        out.append(tags)
+    return out
+
+
+def direct_entities(text: str, words: list[tuple[str, int, int]], tags: list[str]) -> list[tuple[str, str, int, int]]:
+    """(text, type, start, end) of each B-X I-X... run of ``tags``."""
+    found, index = [], 0
+    while index < len(tags):
+        if not tags[index].startswith("B-"):
+            index += 1
+            continue
+        kind, last = tags[index][2:], index
+        while last + 1 < len(tags) and tags[last + 1] == f"I-{kind}":
+            last += 1
+        start, end = words[index][1], words[last][2]
+        found.append((text[start:end], kind, start, end))
+        index = last + 1
+    return found
+
+
+def tag_sentences(task: str, data_dir: Path) -> list[list[str]]:
+    """Real dev sentences of ``task`` (words), a few per language, the longest of each language among them."""
+    spec = get_task(task)
+    out = []
+    for lang in TAG_LANGUAGES[task]:
+        examples = load_examples(spec, "dev", lang, data_dir)
+        longest = max(examples[:200], key=lambda e: len(e.words))
+        out += [list(e.words) for e in [longest, *examples[: TAG_SENTENCES - 1]]]
+    return out
+
+
+def assert_tagged(prediction: dict, text: str, words: list[tuple[str, int, int]], tags, bio: bool, what: str) -> None:
+    """One served item against the direct answer: its text, words, offsets, tags, scores and entities."""
+    assert prediction["text"] == text, what
+    served = [(w["text"], w["start"], w["end"]) for w in prediction["words"]]
+    assert served == words, f"{what}: words or offsets"
+    assert all(text[start:end] == word for word, start, end in served), f"{what}: offsets"
+    assert [w["tag"] for w in prediction["words"]] == [t for t, _ in tags], f"{what}: tags"
+    np.testing.assert_allclose([w["score"] for w in prediction["words"]], [s for _, s in tags], atol=ATOL)
+    if bio:
+        expected = direct_entities(text, words, [t for t, _ in tags])
+        assert [(e["text"], e["type"], e["start"], e["end"]) for e in prediction["entities"]] == expected, what
+
+
+def check_v1_tag_words(client: httpx.Client, repository: Path, data_dir: Path) -> None:
+    """``/predict`` with real PAN-X and UD-POS sentences as pre-split words (long ones over several windows)."""
+    for name, task in (("tiny-panx", "panx"), ("tiny-udpos", "udpos")):
+        sentences = tag_sentences(task, data_dir)
+        response = client.post(f"/v1/models/{name}/predict", json={"inputs": [{"words": s} for s in sentences]})
+        assert response.status_code == 200, response.text
+        answer = response.json()
+        assert answer["variant"] == "fp32", "the answer checks need the fp32 bundle"
+        expected = direct_tags(repository / name / "fp32", sentences)
+        assert max(p["windows"] for p in answer["predictions"]) > 1, "no sentence spanned several windows"
+        for index, (words, prediction, tags) in enumerate(zip(sentences, answer["predictions"], expected, strict=True)):
+            text = " ".join(words)
+            assert_tagged(prediction, text, placed(text, words), tags, task == "panx", f"{name} item {index}")
+
+
+def check_v1_tag_texts(client: httpx.Client, repository: Path, data_dir: Path) -> None:
+    """``/predict`` with raw texts in five scripts: words split by the rule, offsets into the texts, entities."""
+    response = client.post("/v1/models/tiny-panx/predict", json={"inputs": [text for text, _ in SCRIPT_TEXTS]})
+    assert response.status_code == 200, response.text
+    predictions = response.json()["predictions"]
+    expected = direct_tags(repository / "tiny-panx" / "fp32", [words for _, words in SCRIPT_TEXTS])
+    for (text, words), prediction, tags in zip(SCRIPT_TEXTS, predictions, expected, strict=True):
+        assert_tagged(prediction, text, placed(text, words), tags, True, text)
+    assert sum(len(p["entities"]) for p in predictions) >= len(SCRIPT_TEXTS), "too few entities to check offsets"
+
+
+def check_v2_tags(client: httpx.Client, repository: Path, data_dir: Path) -> None:
+    """v2 infer with raw texts as BYTES: words, tags, scores and offsets as [batch, words] tensors."""
+    texts = [text for text, _ in SCRIPT_TEXTS]
+    request = {"inputs": [{"name": "text", "shape": [len(texts)], "datatype": "BYTES", "data": texts}]}
+    response = client.post("/v2/models/tiny-panx/infer", json=request)
+    assert response.status_code == 200, response.text
+    outputs = {o["name"]: np.array(o["data"], dtype=object).reshape(o["shape"]) for o in response.json()["outputs"]}
+    expected = direct_tags(repository / "tiny-panx" / "fp32", [words for _, words in SCRIPT_TEXTS])
+    for row, ((text, words), tags) in enumerate(zip(SCRIPT_TEXTS, expected, strict=True)):
+        count = len(words)
+        columns = (outputs[name][row][:count] for name in ("words", "starts", "ends"))
+        served = list(zip(*columns, strict=True))
+        assert served == placed(text, words), f"v2 words or offsets of {text}"
+        assert list(outputs["words"][row][count:]) == [""] * (outputs["words"].shape[1] - count)
+        assert list(outputs["tags"][row][:count]) == [t for t, _ in tags], f"v2 tags of {text}"
+        np.testing.assert_allclose(outputs["scores"][row][:count].astype(float), [s for _, s in tags], atol=ATOL)
+
+
+TAG_CHECKS = (check_v1_tag_words, check_v1_tag_texts, check_v2_tags)

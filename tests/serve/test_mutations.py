@@ -3,10 +3,11 @@
 Each mutation is a mistake a server could make without crashing: dropping ``text_pair`` (v1) or ``text_b`` (v2),
 reversing a multiple-choice item's choices, or handing the rows of a batch back in the wrong order; for extractive
 QA, swapping question and context, mapping a window's span to characters of its own slice instead of the context,
-or mixing up windows. The server is the real app under uvicorn on 127.0.0.1 (in a thread, so that one function of
-it can be replaced), serving the fp32 bundles of the sensitive tiny repositories; the checks are those of
-``tests/serve/answers.py`` and ``tests/qa/answers.py``, which the HTTP tests run against the unbroken server. The
-control cases show that the unbroken server passes every check.
+or mixing up windows; for tagging, reading a word's tag at the wrong sub-word, shifting the words' character
+offsets, or keeping only the first window of a long sentence (silent truncation). The server is the real app under
+uvicorn on 127.0.0.1 (in a thread, so that one function of it can be replaced), serving the fp32 bundles of the
+sensitive tiny repositories; the checks are those of ``tests/serve/answers.py`` and ``tests/qa/answers.py``, which
+the HTTP tests run against the unbroken server. The control cases show that the unbroken server passes every check.
 """
 
 from __future__ import annotations
@@ -19,9 +20,19 @@ import numpy as np
 import pytest
 
 from tests.qa.answers import QA_CHECKS, check_v1_answers, check_v2_answers
-from tests.serve.answers import ANSWER_CHECKS, check_v1_choices, check_v1_pairs, check_v2_pairs
+from tests.serve.answers import (
+    ANSWER_CHECKS,
+    TAG_CHECKS,
+    check_v1_choices,
+    check_v1_pairs,
+    check_v1_tag_texts,
+    check_v1_tag_words,
+    check_v2_pairs,
+    check_v2_tags,
+)
 from tests.serve.conftest import thread_server
-from xstilts.qa.windows import Window
+from xstilts.qa.windows import Window as QaWindow
+from xstilts.serve.core import tagging
 from xstilts.serve.core.engine import OnnxEngine
 from xstilts.serve.core.spans import SpanReader
 from xstilts.serve.http.v1 import codec as v1_codec
@@ -29,6 +40,8 @@ from xstilts.serve.http.v1 import routes as v1_routes
 from xstilts.serve.http.v1 import spans as v1_spans
 from xstilts.serve.http.v2 import routes as v2_routes
 from xstilts.serve.http.v2.codec import Items
+from xstilts.tagging.alignment import Window
+from xstilts.tagging.words import Word
 
 FP32 = ["tiny-xnli=fp32", "tiny-xcopa=fp32"]
 
@@ -69,6 +82,40 @@ MUTATIONS: dict[str, tuple[Callable[[pytest.MonkeyPatch], None], tuple[Callable,
     "drops v2 text_b": (drop_v2_text_b, (check_v2_pairs,)),
     "reverses choices": (reverse_choices, (check_v1_choices,)),
     "shuffles batch rows": (shuffle_batch_rows, ANSWER_CHECKS),
+}
+
+
+def read_tags_at_the_next_sub_word(monkeypatch: pytest.MonkeyPatch) -> None:
+    original = tagging.word_logits
+
+    def shifted(windows, logits, words, labels):
+        moved = [
+            Window(w.ids, w.first_word, [min(p + 1, len(w.ids) - 1) if p >= 0 else p for p in w.first_tokens])
+            for w in windows
+        ]
+        return original(moved, logits, words, labels)
+
+    monkeypatch.setattr(tagging, "word_logits", shifted)
+
+
+def shift_offsets(monkeypatch: pytest.MonkeyPatch) -> None:
+    original = tagging.split_words
+    monkeypatch.setattr(
+        tagging, "split_words", lambda text: [Word(w.text, w.start + 1, w.end + 1) for w in original(text)]
+    )
+
+
+def keep_the_first_window(monkeypatch: pytest.MonkeyPatch) -> None:
+    original = tagging.Tagger.windows
+    monkeypatch.setattr(tagging.Tagger, "windows", lambda self, items: [s[:1] for s in original(self, items)])
+
+
+TAGGING = ["tiny-panx=fp32", "tiny-udpos=fp32"]
+TAG_MUTATIONS: dict[str, tuple[Callable[[pytest.MonkeyPatch], None], tuple[Callable, ...]]] = {
+    "reads tags at the next sub-word": (read_tags_at_the_next_sub_word, TAG_CHECKS),
+    "shifts character offsets": (shift_offsets, (check_v1_tag_texts, check_v2_tags)),
+    "keeps only the first window": (keep_the_first_window, (check_v1_tag_words,)),
+    "shuffles batch rows": (shuffle_batch_rows, (check_v1_tag_words, check_v1_tag_texts)),
 }
 
 
@@ -118,12 +165,12 @@ def spans_within_their_window(monkeypatch: pytest.MonkeyPatch) -> None:
     """Character offsets counted from each window's own slice of the context, not from the context's start."""
     original = SpanReader.windows
 
-    def windows(self, pairs) -> list[Window]:
+    def windows(self, pairs) -> list[QaWindow]:
         out = []
         for window in original(self, pairs):
             base = next(span[0] for span in window.offsets if span is not None)
             offsets = [None if span is None else (span[0] - base, span[1] - base) for span in window.offsets]
-            out.append(Window(window.item, window.ids, offsets))
+            out.append(QaWindow(window.item, window.ids, offsets))
         return out
 
     monkeypatch.setattr(SpanReader, "windows", windows)
@@ -150,4 +197,20 @@ def test_a_broken_qa_server_fails_the_answer_checks(
     failed = run_checks(qa_repository, data_dir, checks, QA_FP32)
     assert failed == [check.__name__ for check in checks], (
         f"a server that {mutation} passed {set(checks) - set(failed)}"
+    )
+
+
+def test_the_unbroken_server_passes_every_tagging_check(tagging_repository: Path, data_dir: Path) -> None:
+    assert run_checks(tagging_repository, data_dir, TAG_CHECKS, TAGGING) == []
+
+
+@pytest.mark.parametrize("mutation", list(TAG_MUTATIONS))
+def test_a_broken_tagger_fails_the_answer_checks(
+    monkeypatch: pytest.MonkeyPatch, tagging_repository: Path, data_dir: Path, mutation: str
+) -> None:
+    mutate, checks = TAG_MUTATIONS[mutation]
+    mutate(monkeypatch)
+    failed = run_checks(tagging_repository, data_dir, checks, TAGGING)
+    assert failed == [check.__name__ for check in checks], (
+        f"a tagging server that {mutation} passed {set(checks) - set(failed)}"
     )

@@ -293,7 +293,7 @@ def run_accuracy(
 ) -> Accuracy:
     """The whole accuracy pass for one served model: predictions, accuracy per language, the bundle comparison
     (for a retrieval task: top-1 retrieval accuracy, :mod:`xstilts.bench.retrieval`; for extractive QA: F1,
-    :mod:`xstilts.bench.qa`)."""
+    :mod:`xstilts.bench.qa`; for a tagging task: entity F1 or word accuracy, :mod:`xstilts.bench.tagging`)."""
     if sample.kind is TaskKind.EMBEDDING:
         from xstilts.bench.retrieval import run_retrieval_accuracy
 
@@ -302,6 +302,10 @@ def run_accuracy(
         from xstilts.bench.qa import run_qa_accuracy
 
         return run_qa_accuracy(url, model, sample, manifest, batch_items, api_key, deadline)
+    if sample.kind is TaskKind.TOKEN_CLASSIFICATION:
+        from xstilts.bench.tagging import run_tagging_accuracy
+
+        return run_tagging_accuracy(url, model, sample, manifest, batch_items, api_key, deadline)
     predictions, _, stats = api_predictions(url, model, sample, batch_items, api_key, deadline=deadline)
     measured = accuracy_per_language(sample, predictions)
     if manifest is None:

@@ -6,7 +6,8 @@ trained (PyTorch, fp32), no ONNX, no dynamic batching, one request served after 
 ``/readyz``) so that the same payloads and accuracy pass run against it; it has no ``/metrics``. With
 ``--bundle`` (an embedding bundle) it serves ``POST /v1/models/{name}/embed`` instead, from the bundle's encoder
 in PyTorch (:mod:`xstilts.bench.naive_embedder`); an extractive QA checkpoint answers questions through
-transformers' question-answering pipeline (:mod:`xstilts.bench.naive_qa`).
+transformers' question-answering pipeline (:mod:`xstilts.bench.naive_qa`); a tagging checkpoint answers
+``predict`` through transformers' token-classification pipeline (:mod:`xstilts.bench.naive_tagger`).
 
 It imports torch: run it as ``python -m xstilts.bench.naive_server --checkpoint DIR --port N`` (or ``--bundle
 DIR``); nothing else in :mod:`xstilts.bench` imports it.
@@ -26,9 +27,10 @@ from starlette.responses import JSONResponse
 
 from xstilts.bench.naive_embedder import VARIANT, NaiveEmbedder
 from xstilts.bench.naive_qa import NaiveAnswerer, add_answer_route
+from xstilts.bench.naive_tagger import NaiveTagger
 from xstilts.contracts.checkpoint import CHECKPOINT_FILE
 from xstilts.contracts.kinds import TaskKind
-from xstilts.serve.http.v1.protocol import EmbedRequest, PredictRequest
+from xstilts.serve.http.v1.protocol import EmbedRequest, PredictRequest, WordsInput
 
 
 class NaiveModel:
@@ -139,7 +141,7 @@ def validation_message(exc: ValidationError) -> str:
     return "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:3])
 
 
-def create_app(model: NaiveModel | NaiveEmbedder | NaiveAnswerer) -> FastAPI:
+def create_app(model: NaiveModel | NaiveEmbedder | NaiveAnswerer | NaiveTagger) -> FastAPI:
     app = FastAPI(title="xstilts naive reference", docs_url=None, redoc_url=None, openapi_url=None)
 
     @app.get("/healthz")
@@ -163,6 +165,9 @@ def create_app(model: NaiveModel | NaiveEmbedder | NaiveAnswerer) -> FastAPI:
         return app
     if isinstance(model, NaiveAnswerer):
         add_answer_route(app, model, error, validation_message)
+        return app
+    if isinstance(model, NaiveTagger):
+        add_tag_route(app, model)
         return app
 
     @app.post("/v1/models/{name}/predict")
@@ -210,6 +215,26 @@ def add_embed_route(app: FastAPI, model: NaiveEmbedder) -> None:
                 "truncated": truncated}  # fmt: skip
 
 
+def add_tag_route(app: FastAPI, model: NaiveTagger) -> None:
+    """``POST /v1/models/{name}/predict`` for a tagging checkpoint, in the shape ``xstilts serve`` answers it."""
+
+    @app.post("/v1/models/{name}/predict")
+    async def predict(name: str, request: Request) -> Any:
+        # on the event loop as well: one request at a time
+        if name != model.name:
+            return error(404, f"no model {name!r}; this server has: {model.name}")
+        try:
+            body = PredictRequest.model_validate_json(await request.body())
+        except ValidationError as exc:
+            return error(422, validation_message(exc))
+        items: list[str | list[str]] = []
+        for item in body.inputs:
+            if not isinstance(item, str | WordsInput):
+                return error(422, 'a tagging model takes texts or {"words": [...]} items')
+            items.append(item if isinstance(item, str) else list(item.words))
+        return {"model": model.name, "variant": VARIANT, "labels": model.labels, "predictions": model.tag(items)}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m xstilts.bench.naive_server", description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -225,14 +250,16 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     import uvicorn
 
-    model: NaiveModel | NaiveEmbedder | NaiveAnswerer
+    model: NaiveModel | NaiveEmbedder | NaiveAnswerer | NaiveTagger
     if args.bundle is not None:
         bundle = args.bundle.resolve()
         model = NaiveEmbedder(bundle, args.name or bundle.parent.name, args.checkpoint, args.threads)
     elif args.checkpoint:
         checkpoint = Path(args.checkpoint).resolve()
         kind = json.loads((checkpoint / CHECKPOINT_FILE).read_text())["kind"]
-        naive = NaiveAnswerer if kind == TaskKind.SPAN_QA.value else NaiveModel
+        naive = {TaskKind.SPAN_QA.value: NaiveAnswerer, TaskKind.TOKEN_CLASSIFICATION.value: NaiveTagger}.get(
+            kind, NaiveModel
+        )
         model = naive(checkpoint, args.name or checkpoint.name, args.threads)
     else:
         parser.error("give --checkpoint DIR (a classification checkpoint) or --bundle DIR (an embedding bundle)")

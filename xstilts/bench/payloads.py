@@ -7,7 +7,8 @@ bodies by the friendly API's rules: ``{"text", "text_pair"}`` for pairs, a strin
 ``{"premise", "question", "choices"}`` for multiple choice (the server then applies the shared segment rule of
 :mod:`xstilts.tasks.encoding`), ``{"question", "context"}`` for extractive QA (the server windows long contexts);
 for an embedding model, ``POST /v1/models/{name}/embed`` bodies of the retrieval sentences (each item's sentence in
-its language, as plain text: the server adds the prefix).
+its language, as plain text: the server adds the prefix); for a tagging model, each sentence as its words
+(``{"words": [...]}``).
 
 A payload file (JSON, written by :func:`write_payloads`) is what the locustfile reads: the route, and a list of
 bodies with how many items and sequences each one carries. wrk's Lua script (``post.lua``) reads the same bodies
@@ -38,6 +39,8 @@ def request_item(kind: TaskKind, example: Example) -> str | dict[str, Any]:
         return example.text_a
     if kind is TaskKind.SPAN_QA:  # the example's text_a is the context, text_b the question
         return {"question": example.text_b or "", "context": example.text_a}
+    if kind is TaskKind.TOKEN_CLASSIFICATION:  # the sentence's own words, so that tags line up with gold tags
+        return {"words": list(example.words)}
     if kind is TaskKind.MULTIPLE_CHOICE:
         item: dict[str, Any] = {"premise": example.text_a, "choices": list(example.choices)}
         if example.text_b:

@@ -36,7 +36,7 @@ class GraphInterface:
 
     kind: TaskKind
     token_axes: tuple[str, ...]
-    output_axes: tuple[str, ...]  # the dynamic ones; a classifier's label axis and a vector's dimension are fixed
+    output_axes: tuple[str, ...]  # the dynamic ones; label axes (per item, per token) and vector dimensions are fixed
     output: str = OUTPUT
     more_outputs: tuple[str, ...] = ()  # further outputs with the same axes (span QA's end logits)
 
@@ -93,6 +93,7 @@ INTERFACES: Mapping[TaskKind, GraphInterface] = {
     TaskKind.SPAN_QA: GraphInterface(
         TaskKind.SPAN_QA, (BATCH, SEQUENCE), (BATCH, SEQUENCE), SPAN_OUTPUTS[0], SPAN_OUTPUTS[1:]
     ),
+    TaskKind.TOKEN_CLASSIFICATION: GraphInterface(TaskKind.TOKEN_CLASSIFICATION, (BATCH, SEQUENCE), (BATCH, SEQUENCE)),
 }
 
 

@@ -183,7 +183,8 @@ def _parity_line(parity: dict[str, Any]) -> str:
             f"max |logit diff| {'not finite' if diff is None else f'{diff:.2g}'}"
         )
     return (
-        f"{parity['status']}{kept}: accuracy {averages['variant']:.2%} vs {averages['reference']:.2%}, "
+        f"{parity['status']}{kept}: {parity.get('metric', 'accuracy')} {averages['variant']:.2%} vs "
+        f"{averages['reference']:.2%}, "
         f"agreement {parity['label_agreement']:.1%}, max |logit diff| {'not finite' if diff is None else f'{diff:.2g}'}"
     )
 

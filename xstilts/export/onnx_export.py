@@ -16,6 +16,7 @@ OPTIMUM_TASKS = {
     TaskKind.SINGLE: "text-classification",
     TaskKind.MULTIPLE_CHOICE: "multiple-choice",
     TaskKind.SPAN_QA: "question-answering",
+    TaskKind.TOKEN_CLASSIFICATION: "token-classification",
 }
 EXTERNAL_DATA_SUFFIX = "_data"
 SENTENCE_OPSET = 17  # optimum's default for XLM-R and BERT

@@ -8,6 +8,7 @@ import re
 import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ from xstilts.export.hardware import cpu_int8_target
 from xstilts.export.manifest import write_manifest
 from xstilts.export.parity import Gate, check_tokenizer, make_feeds, reference_logits
 from xstilts.export.span_parity import SpanGate
+from xstilts.export.tagging_parity import TaggingReference, tagging_reference
 from xstilts.export.variants import TRT_BATCH, BuildContext, Variant, resolve_variants
 from xstilts.paths import resolve_data_dir
 from xstilts.tasks import get_task, load_examples, sample, training_data
@@ -83,15 +85,23 @@ def export_checkpoint(
 
     with staged_dir(target) as stage:
         work = stage / ".work"
-        reference = _reference(checkpoint, info, work, sample_, opset)
+        gate: Gate
+        if TaskKind(info.kind) is TaskKind.TOKEN_CLASSIFICATION:
+            tagging = _tagging_reference(checkpoint, info, work, sample_, opset, max_accuracy_drop)
+            gate, tokenizer = tagging.gate, tagging.tokenizer
+            calibration = partial(tagging.calibration_feeds, info.task, data_dir, calibration_examples, seed)
+        else:
+            reference = _reference(checkpoint, info, work, sample_, opset)
+            gate = Gate(reference.logits, reference.feeds, sample_, max_accuracy_drop, reference.sequences_checked)
+            tokenizer = reference.tokenizer
+            calibration = partial(_calibration_feeds, info, data_dir, reference, calibration_examples, seed)
         context = BuildContext(
             onnx_dir=work / "onnx",
             int8_target=int8_target or cpu_int8_target(),
             per_channel=per_channel,
-            calibration_feeds=lambda: _calibration_feeds(info, data_dir, reference, calibration_examples, seed),
+            calibration_feeds=calibration,
         )
-        gate = Gate(reference.logits, reference.feeds, sample_, max_accuracy_drop, reference.sequences_checked)
-        writer = VariantWriter(checkpoint, info, name, profile, context, gate, reference.tokenizer, keep_failed)
+        writer = VariantWriter(checkpoint, info, name, profile, context, gate, tokenizer, keep_failed)
         write_variants(writer, chosen, stage)
         shutil.rmtree(work)
         if target.exists():
@@ -138,6 +148,19 @@ def _reference(
     log.info("reference: the PyTorch checkpoint on %d items in %d languages", sample_.size, len(sample_.examples))
     inputs = graph_interface(graph)[0]
     return Reference(encoder, tokenizer, feeds, reference_logits(model, feeds), sequences, inputs)
+
+
+def _tagging_reference(
+    checkpoint: Path, info: CheckpointInfo, work: Path, sample_: EvaluationSample, opset: int | None, budget: float
+) -> TaggingReference:
+    """Export a tagging checkpoint's float32 graph into ``work/onnx`` and build its gate (word windows, not items)."""
+    from xstilts.export.onnx_export import export_fp32
+
+    model = _load_model(checkpoint, TaskKind.TOKEN_CLASSIFICATION)
+    log.info("exporting the float32 graph")
+    graph = export_fp32(model, TaskKind.TOKEN_CLASSIFICATION, work / "onnx", opset)
+    log.info("reference: the PyTorch checkpoint on %d sentences in %d languages", sample_.size, len(sample_.examples))
+    return tagging_reference(model, checkpoint, info, graph, work, sample_, budget)
 
 
 @dataclass

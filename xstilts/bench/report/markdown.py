@@ -153,7 +153,7 @@ def _accuracy_section(results: BenchResults, plots: dict[str, bool]) -> list[str
             row.append(value)
         rows.append(row)
     metric = targets[0].accuracy.metric  # type: ignore[union-attr]
-    lines = [f"## Accuracy per language (through the API, %{f'; {metric}' if metric else ''})", ""]
+    lines = [f"## Accuracy per language ({f'{metric}, ' if metric else ''}through the API, %)", ""]
     lines += _table(["language", *[t.label for t in targets]], rows)
     lines += ["", "In brackets: the accuracy recorded at export; ⚠ marks a difference beyond the tolerance.", ""]
     lines += [_accuracy_line(t) for t in targets]

@@ -1,11 +1,13 @@
-"""One served model: its status, and once loaded, its encoder, engine and batcher; ``infer``, ``embed`` and
-``answer`` share one path (tokenize, queue, batch).
+"""One served model: its status, and once loaded, its encoder, engine and batcher; ``infer``, ``embed``,
+``answer`` and ``tag`` share one path (tokenize, queue, batch).
 
 :meth:`ServedModel.infer` takes a request's items as segment pairs (what each API's codec decodes) and gives
 each item's logits and probabilities; :meth:`ServedModel.embed` takes texts and gives an embedding model's
 vectors; :meth:`ServedModel.answer` takes (question, context) pairs and gives an extractive QA model's
-answer spans (:mod:`xstilts.serve.core.spans`). All raise :class:`~xstilts.serve.core.errors.ServeError` with a
-kind when the model is not ready, an input is too long, or the queue is full.
+answer spans (:mod:`xstilts.serve.core.spans`); :meth:`ServedModel.tag` takes texts or pre-split words and gives a
+tagging model's words with their tags (:mod:`xstilts.serve.core.tagging`). All raise
+:class:`~xstilts.serve.core.errors.ServeError` with a kind when the model is not ready, an input is too long, or
+the queue is full.
 """
 
 from __future__ import annotations
@@ -25,9 +27,10 @@ from xstilts.contracts.names import Name
 from xstilts.serve.core.batcher import Batcher, BatcherClosed, BatchLimits, BatchObserver, NoObserver, QueueFull
 from xstilts.serve.core.encoder import EncodedItem
 from xstilts.serve.core.engine import LoadedModel, softmax
-from xstilts.serve.core.errors import invalid, overloaded, unavailable
+from xstilts.serve.core.errors import invalid, overloaded, too_large, unavailable
 from xstilts.serve.core.repository import PlannedModel
 from xstilts.serve.core.spans import Pair, Spans
+from xstilts.serve.core.tagging import Tagged, Tagger, TagItem
 from xstilts.tasks.encoding import Segments
 
 # requests with more text than this are tokenized off the event loop (about a millisecond of work)
@@ -85,6 +88,7 @@ class ServedModel:
         self.error: str | None = None
         self.loaded: LoadedModel | None = None
         self.batcher: Batcher | None = None
+        self.tagger: Tagger | None = None  # tagging models only, once loaded
         self.observer: ModelObserver = NoObserver()
 
     @property
@@ -94,6 +98,11 @@ class ServedModel:
     @property
     def multiple_choice(self) -> bool:
         return self.manifest.kind is TaskKind.MULTIPLE_CHOICE
+
+    @property
+    def tagging(self) -> bool:
+        """Whether the model tags words (one tag per word) rather than classifying or embedding texts."""
+        return self.manifest.kind is TaskKind.TOKEN_CLASSIFICATION
 
     @property
     def embedding(self) -> EmbeddingSpec | None:
@@ -107,6 +116,8 @@ class ServedModel:
     def start(self, loaded: LoadedModel, limits: BatchLimits) -> None:
         """Serve ``loaded`` with a batcher within ``limits`` (on the event loop)."""
         self.loaded = loaded
+        if self.tagging:
+            self.tagger = Tagger(loaded.encoder.tokenizer, self.manifest.max_length, self.manifest.labels)
         self.batcher = Batcher(loaded.engine, self.name, limits, self.observer, self.multiple_choice)
         self.batcher.start()
         self.status = ModelStatus.READY
@@ -170,6 +181,8 @@ class ServedModel:
         """Each item's logits and probabilities (a classification or multiple-choice model)."""
         if self.embedding is not None:
             raise invalid(f"model {self.name} is an embedding model: it gives sentence vectors (embed), not labels")
+        if self.tagging:
+            raise invalid(f"model {self.name} is a tagging model: it tags the words of texts, one tag per word")
         logits, encoded = await self._run(items, truncate)
         # multiple-choice items may differ in their number of choices; classification takes one softmax
         probabilities = [softmax(row) for row in logits] if self.multiple_choice else list(softmax(np.stack(logits)))
@@ -210,3 +223,20 @@ class ServedModel:
         rows = await self._submit(reader.encoded(windows))
         answers = reader.answers(pairs, windows, rows, top_k)
         return Spans(answers, counts, sum(len(w.ids) for w in windows))
+
+    async def tag(self, items: Sequence[TagItem]) -> list[Tagged]:
+        """Each item's words with their tags (a tagging model), sentences longer than a window split into windows."""
+        if not self.tagging:
+            raise invalid(f"model {self.name} is a {self.manifest.kind} model: it does not tag words")
+        self.check_ready()
+        tagger = self.tagger
+        assert tagger is not None
+        windows = await self._tokenize(lambda: tagger.windows(items), sum(len(item.text) for item in items))
+        rows = tagger.encoded(windows)
+        assert self.batcher is not None
+        if len(rows) > self.batcher.max_queue_size:  # such a request could never be queued: retrying cannot help
+            raise too_large(
+                f"the inputs take {len(rows)} windows of {self.manifest.max_length} tokens, more than the model's "
+                f"queue holds ({self.batcher.max_queue_size}, max_queue_size): send fewer or shorter texts"
+            )
+        return tagger.read(items, windows, await self._submit(rows))

@@ -1,18 +1,25 @@
-"""The JSON API's codec: a predict request to core items (segment pairs), a core outcome to its response."""
+"""The JSON API's codec: a predict request to core items (segment pairs, or texts and words to tag), a core outcome
+to its response."""
 
 from __future__ import annotations
 
 from xstilts.contracts.kinds import TaskKind
 from xstilts.serve.core.errors import invalid
 from xstilts.serve.core.model import Embeddings, Outcome, ServedModel
+from xstilts.serve.core.tagging import Tagged, TagItem
 from xstilts.serve.http.v1.protocol import (
     ChoiceInput,
     EmbedResponse,
+    EntityOut,
     ModelInfo,
     PairInput,
     Prediction,
     PredictRequest,
     PredictResponse,
+    TaggedWordOut,
+    TagPrediction,
+    TagResponse,
+    WordsInput,
 )
 from xstilts.serve.http.v1.spans import QA_INPUT
 from xstilts.tasks.encoding import Segments, choice_segments
@@ -22,12 +29,14 @@ PAIR_INPUT = 'a text, or {"text": ..., "text_pair": ...}'
 SINGLE_INPUT = 'a text, or {"text": ...}'
 CHOICE_INPUT = '{"premise": ..., "question": ... (optional), "choices": [...]}'
 EMBED_INPUT = "a text (the server adds the model's prefix); POST /v1/models/{name}/embed or /v1/embeddings"
+TAG_INPUT = 'a text (split into words by the server), or {"words": [...]}'
 INPUTS = {
     TaskKind.PAIR: PAIR_INPUT,
     TaskKind.SINGLE: SINGLE_INPUT,
     TaskKind.MULTIPLE_CHOICE: CHOICE_INPUT,
     TaskKind.EMBEDDING: EMBED_INPUT,
     TaskKind.SPAN_QA: QA_INPUT,
+    TaskKind.TOKEN_CLASSIFICATION: TAG_INPUT,
 }
 
 
@@ -62,8 +71,8 @@ def item_segments(model: ServedModel, request: PredictRequest) -> list[list[Segm
             if not isinstance(item, ChoiceInput):
                 raise invalid(f"inputs.{index}: {model.name} is a multiple-choice model: send {CHOICE_INPUT}")
             items.append(choice_segments(item.premise, item.question, item.choices))
-        elif isinstance(item, ChoiceInput):
-            raise invalid(f"inputs.{index}: {model.name} is a {kind} model: send {PAIR_INPUT}")
+        elif isinstance(item, ChoiceInput | WordsInput):
+            raise invalid(f"inputs.{index}: {model.name} is a {kind} model: send {INPUTS[kind]}")
         elif isinstance(item, str):
             items.append([(item, None)])
         else:
@@ -108,3 +117,30 @@ def embed_response(model: ServedModel, embeddings: Embeddings) -> EmbedResponse:
         embeddings=vectors,
         truncated=embeddings.truncated,
     )
+
+
+def tag_items(model: ServedModel, request: PredictRequest) -> list[TagItem]:
+    """A tagging request's items: raw texts (split by the word rule) or pre-split words."""
+    items = []
+    for index, item in enumerate(request.inputs):
+        if isinstance(item, str):
+            items.append(TagItem.from_text(item))
+        elif isinstance(item, WordsInput):
+            items.append(TagItem.from_words(item.words))
+        else:
+            raise invalid(f"inputs.{index}: {model.name} is a tagging model: send {TAG_INPUT}")
+    return items
+
+
+def tag_response(model: ServedModel, tagged: list[Tagged]) -> TagResponse:
+    """Each item's words with offsets, tags and scores, and its entities (BIO tag sets)."""
+    predictions = [
+        TagPrediction(
+            text=item.text,
+            words=[TaggedWordOut(**vars(word)) for word in item.words],
+            entities=None if item.entities is None else [EntityOut(**vars(e)) for e in item.entities],
+            windows=item.windows,
+        )
+        for item in tagged
+    ]
+    return TagResponse(model=model.name, variant=model.variant, labels=model.manifest.labels, predictions=predictions)

@@ -4,7 +4,8 @@
 An item is a text (``"..."``), a text pair (``{"text": ..., "text_pair": ...}``) for classification models, or
 ``{"premise": ..., "question": ..., "choices": [...]}`` for multiple-choice models. Each prediction gives the label,
 its index and probability (``score``), every probability (in the order of ``labels``, or of the choices), and
-whether the input was cut to the model's ``max_length``.
+whether the input was cut to the model's ``max_length``. A tagging model takes texts or ``{"words": [...]}`` and
+answers each item with its words (character offsets, tag, score) and, for named entities, the entities.
 """
 
 from __future__ import annotations
@@ -52,24 +53,39 @@ class ChoiceInput(BaseModel):
     choices: list[Text] = Field(min_length=1, max_length=MAX_CHOICES)
 
 
+class WordsInput(BaseModel):
+    """A sentence already split into words, for a tagging model (the server joins them by single spaces)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    words: list[Text] = Field(min_length=1)
+
+
 def _item_kind(value: Any) -> str | None:
     if isinstance(value, str):
         return "text"
     if isinstance(value, dict):
+        if "words" in value:
+            return "words"
         return "choices" if "choices" in value or "premise" in value else "pair"
     if isinstance(value, PairInput):
         return "pair"
     if isinstance(value, ChoiceInput):
         return "choices"
+    if isinstance(value, WordsInput):
+        return "words"
     return None
 
 
 Item = Annotated[
-    Annotated[Text, Tag("text")] | Annotated[PairInput, Tag("pair")] | Annotated[ChoiceInput, Tag("choices")],
+    Annotated[Text, Tag("text")]
+    | Annotated[PairInput, Tag("pair")]
+    | Annotated[ChoiceInput, Tag("choices")]
+    | Annotated[WordsInput, Tag("words")],
     Discriminator(
         _item_kind,
         custom_error_type="item_type",
-        custom_error_message="an item is a string, {text, text_pair} or {premise, question, choices}",
+        custom_error_message="an item is a string, {text, text_pair}, {premise, question, choices} or {words}",
     ),
 ]
 
@@ -104,6 +120,36 @@ class PredictResponse(BaseModel):
     variant: str
     labels: list[str] | None = Field(None, description="label order of `probabilities` (classification models)")
     predictions: list[Prediction]
+
+
+class TaggedWordOut(BaseModel):
+    text: str
+    start: int = Field(description="character offset of the word in the item's text")
+    end: int = Field(description="character offset just after the word (text[start:end] is the word)")
+    tag: str
+    score: float = Field(description="probability of the tag")
+
+
+class EntityOut(BaseModel):
+    text: str = Field(description="the entity as it is written in the item's text: text[start:end]")
+    type: str = Field(description="the entity type: PER, ORG, LOC...")
+    start: int
+    end: int
+    score: float = Field(description="mean probability of the entity's word tags")
+
+
+class TagPrediction(BaseModel):
+    text: str = Field(description="the text the offsets point into (pre-split words joined by single spaces)")
+    words: list[TaggedWordOut]
+    entities: list[EntityOut] | None = Field(None, description="named entities (BIO tag sets only)")
+    windows: int = Field(description="how many model windows the item took (long sentences are split, not cut)")
+
+
+class TagResponse(BaseModel):
+    model: str
+    variant: str
+    labels: list[str] = Field(description="the model's tag set")
+    predictions: list[TagPrediction]
 
 
 class EmbedRequest(BaseModel):

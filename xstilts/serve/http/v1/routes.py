@@ -12,7 +12,14 @@ from xstilts.serve.core.model import ServedModel
 from xstilts.serve.http.bodies import JSON, check_item_count, parse, read_body
 from xstilts.serve.http.metrics import V1_EMBED, V1_PREDICT
 from xstilts.serve.http.routing import answer, model_name_parameter, state_of
-from xstilts.serve.http.v1.codec import embed_response, item_segments, model_info, predict_response
+from xstilts.serve.http.v1.codec import (
+    embed_response,
+    item_segments,
+    model_info,
+    predict_response,
+    tag_items,
+    tag_response,
+)
 from xstilts.serve.http.v1.protocol import (
     EmbedRequest,
     EmbedResponse,
@@ -20,6 +27,7 @@ from xstilts.serve.http.v1.protocol import (
     ModelList,
     PredictRequest,
     PredictResponse,
+    TagResponse,
 )
 from xstilts.serve.http.v1.spans import AnswerResponse, answer_questions
 
@@ -46,20 +54,22 @@ def build_router(error_responses: dict[int | str, dict[str, Any]], dependencies:
 
     @router.post(
         "/models/{name}/predict",
-        response_model=PredictResponse | AnswerResponse,
+        response_model=PredictResponse | AnswerResponse | TagResponse,
         responses=error_responses,
-        summary="Classify texts or text pairs, pick among choices, or answer questions about contexts",
+        summary="Classify texts or text pairs, pick among choices, answer questions about contexts, or tag words",
         openapi_extra=body_schema("PredictRequest", "AnswerRequest"),
     )
-    async def predict(request: Request, name: str = model_name) -> PredictResponse | AnswerResponse:
+    async def predict(request: Request, name: str = model_name) -> PredictResponse | AnswerResponse | TagResponse:
         settings = state_of(request).settings
 
-        async def handle(model: ServedModel) -> PredictResponse | AnswerResponse:
+        async def handle(model: ServedModel) -> PredictResponse | AnswerResponse | TagResponse:
             raw = await read_body(request, settings.max_body_bytes)
             if model.manifest.kind is TaskKind.SPAN_QA:
                 return await answer_questions(model, raw, settings.max_items, settings.max_windows)
             body = parse(PredictRequest, raw)
             check_item_count(len(body.inputs), settings.max_items)
+            if model.tagging:
+                return tag_response(model, await model.tag(tag_items(model, body)))
             outcome = await model.infer(item_segments(model, body), body.truncate)
             return predict_response(model, body, outcome)
 

@@ -21,6 +21,7 @@ from xstilts.contracts.kinds import TaskKind
 from xstilts.serve.core.errors import bad_request, invalid, not_found
 from xstilts.serve.core.model import Embeddings, Outcome, ServedModel
 from xstilts.serve.core.spans import Spans
+from xstilts.serve.core.tagging import Tagged
 from xstilts.serve.http.bodies import check_item_count, json_response
 from xstilts.serve.http.v1.protocol import MAX_CHOICES, check_text
 from xstilts.serve.http.v2.protocol import (
@@ -34,14 +35,23 @@ from xstilts.serve.http.v2.protocol import (
 from xstilts.serve.http.v2.spans import CONTEXT, QUESTION, span_inputs, span_outputs, span_tensors
 from xstilts.tasks.encoding import Segments, choice_segments
 
-TEXT, EMBEDDING = "text", "embedding"  # an embedding model's input and output
+TEXT, EMBEDDING = "text", "embedding"  # an embedding model's input and output (a tagging model takes text too)
+# a tagging model's outputs, each [batch, most words in an item]: (datatype, word field, padding of shorter items)
+TAG_OUTPUTS = {
+    "words": ("BYTES", "text", ""),
+    "tags": ("BYTES", "tag", ""),
+    "scores": ("FP32", "score", 0.0),
+    "starts": ("INT64", "start", -1),
+    "ends": ("INT64", "end", -1),
+}
+NUMPY_TYPES = {"FP32": np.float32, "INT64": np.int64}
 
 
 def model_inputs(model: ServedModel) -> list[MetadataTensor]:
     kind = model.manifest.kind
     if kind is TaskKind.SPAN_QA:
         return span_inputs()
-    if model.embedding is not None:
+    if model.embedding is not None or model.tagging:
         return [MetadataTensor(name=TEXT, datatype="BYTES", shape=[-1])]
     if model.multiple_choice:
         return [
@@ -58,6 +68,8 @@ def model_inputs(model: ServedModel) -> list[MetadataTensor]:
 def model_outputs(model: ServedModel) -> list[MetadataTensor]:
     if model.manifest.kind is TaskKind.SPAN_QA:
         return span_outputs()
+    if model.tagging:
+        return [MetadataTensor(name=name, datatype=spec[0], shape=[-1, -1]) for name, spec in TAG_OUTPUTS.items()]
     if model.embedding is not None:
         return [
             MetadataTensor(name=EMBEDDING, datatype="FP32", shape=[-1, model.embedding.dimension or -1]),
@@ -199,7 +211,9 @@ def required_inputs(model: ServedModel) -> tuple[str, ...]:
     """The inputs a request for ``model`` must hold (the first gives the batch size)."""
     if model.manifest.kind is TaskKind.SPAN_QA:
         return (QUESTION, CONTEXT)
-    return ("premise", "choices") if model.multiple_choice else (TEXT,) if model.embedding else ("text_a",)
+    if model.embedding is not None or model.tagging:
+        return (TEXT,)
+    return ("premise", "choices") if model.multiple_choice else ("text_a",)
 
 
 def decode_items(model: ServedModel, request: InferenceRequest, binary: bytes, max_items: int) -> Items:
@@ -233,7 +247,7 @@ def decode_items(model: ServedModel, request: InferenceRequest, binary: bytes, m
             choice_segments(texts["premise"][i], questions[i] if questions else None, choices[i]) for i in range(batch)
         ]
         return Items(segments, choices)
-    if model.embedding is not None:
+    if TEXT in required:
         return Items([[(text, None)] for text in texts[TEXT]])
     if model.manifest.kind is TaskKind.SPAN_QA:
         return Items([[(texts[QUESTION][i], texts[CONTEXT][i])] for i in range(batch)])
@@ -244,10 +258,29 @@ def decode_items(model: ServedModel, request: InferenceRequest, binary: bytes, m
 # -- encoding the response --------------------------------------------------------------------------------------
 
 
-def output_tensors(model: ServedModel, outcome: Outcome | Embeddings | Spans, items: Items) -> dict[str, tuple]:
+def tag_tensors(tagged: list[Tagged]) -> dict[str, tuple]:
+    """A tagging answer as [batch, most words] tensors, shorter items padded (``TAG_OUTPUTS``)."""
+    width = max(len(item.words) for item in tagged)
+    tensors = {}
+    for name, (datatype, field, padding) in TAG_OUTPUTS.items():
+        values = [
+            value
+            for item in tagged
+            for value in [*(getattr(w, field) for w in item.words), *[padding] * (width - len(item.words))]
+        ]
+        array = np.asarray(values, dtype=NUMPY_TYPES[datatype]) if datatype in NUMPY_TYPES else None
+        tensors[name] = (datatype, [len(tagged), width], values, array)
+    return tensors
+
+
+def output_tensors(
+    model: ServedModel, outcome: Outcome | Embeddings | Spans | list[Tagged], items: Items
+) -> dict[str, tuple]:
     """Every output as (datatype, shape, flat values, numpy array for binary)."""
     if isinstance(outcome, Spans):
         return span_tensors(outcome)
+    if isinstance(outcome, list):
+        return tag_tensors(outcome)
     if isinstance(outcome, Embeddings):
         vectors = np.stack(outcome.vectors).astype(np.float32)
         flags = np.asarray(outcome.truncated, dtype=np.bool_)
@@ -285,7 +318,7 @@ def _flag(value: Any) -> bool:
 
 
 def infer_response(
-    model: ServedModel, request: InferenceRequest, outcome: Outcome | Embeddings | Spans, items: Items
+    model: ServedModel, request: InferenceRequest, outcome: Outcome | Embeddings | Spans | list[Tagged], items: Items
 ) -> Response:
     tensors = output_tensors(model, outcome, items)
     wanted = request.outputs or []

@@ -6,7 +6,9 @@ optional ``text_b`` [batch]; multiple-choice models take ``premise`` [batch], an
 (FP32, [batch, labels or choices]) and ``truncated`` (BOOL). Embedding models take ``text`` [batch] and give
 ``embedding`` (FP32, [batch, dimension]) and ``truncated``; the server adds the bundle's prefix. Extractive QA
 models take ``question`` and ``context`` [batch] and give ``answer`` (BYTES), ``start``, ``end`` (INT64) and
-``score`` (FP32) (:mod:`xstilts.serve.http.v2.spans`). Triton's binary
+``score`` (FP32) (:mod:`xstilts.serve.http.v2.spans`). Tagging models take ``text`` [batch] (split into words by
+the server) and give ``words`` and ``tags`` (BYTES), ``scores`` (FP32), ``starts`` and ``ends`` (INT64 character
+offsets), each [batch, most words], shorter items padded with "", 0 or -1. Triton's binary
 tensor extension is understood too (``Inference-Header-Content-Length``, ``binary_data_size``,
 ``binary_data_output``), as stock clients use it.
 """

@@ -16,6 +16,7 @@ from xstilts import __version__
 from xstilts.contracts.kinds import TaskKind
 from xstilts.serve.core.model import Embeddings, Outcome, ServedModel
 from xstilts.serve.core.spans import Spans
+from xstilts.serve.core.tagging import Tagged, TagItem
 from xstilts.serve.http.bodies import JSON, json_response, parse, read_body
 from xstilts.serve.http.metrics import V2_INFER
 from xstilts.serve.http.routing import answer, model_name_parameter, state_of
@@ -123,11 +124,13 @@ def build_router(
             header, binary = split_header(request, body)
             inference = parse(InferenceRequest, header)
             items = decode_items(model, inference, binary, state.settings.max_items)
-            outcome: Outcome | Embeddings | Spans
+            outcome: Outcome | Embeddings | Spans | list[Tagged]
             if model.manifest.kind is TaskKind.SPAN_QA:
                 outcome = await model.answer(items.pairs, 1, state.settings.max_windows)
             elif model.embedding is not None:
                 outcome = await model.embed(items.texts)
+            elif model.tagging:
+                outcome = await model.tag([TagItem.from_text(text) for text in items.texts])
             else:
                 outcome = await model.infer(items.segments)
             return infer_response(model, inference, outcome, items)
