@@ -8,6 +8,7 @@ to reach into the server (a model that is still loading, the moment draining sta
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import shutil
 import signal
@@ -127,6 +128,19 @@ class ThreadServer:
     def __exit__(self, *exc) -> None:
         self.server.should_exit = True
         self.thread.join(30)
+        forget_apps()
+
+
+def forget_apps() -> None:
+    """Let the apps this process built go. FastAPI remembers every endpoint it has classified in module-level
+    caches (``fastapi.dependencies.models``), and the route functions close over their app, so every app built in
+    a process (its models and sessions: hundreds of MB each) stays alive; a server builds one, the tests many."""
+    from fastapi.dependencies import models
+
+    for value in vars(models).values():
+        if callable(getattr(value, "cache_clear", None)):
+            value.cache_clear()
+    gc.collect()
 
 
 def thread_server(repository: Path, **settings) -> ThreadServer:
