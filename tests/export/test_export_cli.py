@@ -115,3 +115,19 @@ def test_labels_that_disagree_with_the_head(
     (checkpoint / "config.json").write_text(json.dumps(config))
     assert "id2label" in refused(capsys, tmp_path / "repo", str(checkpoint), "--name", "x")
     assert not (tmp_path / "repo").exists()
+
+
+def test_the_parity_line_of_a_tagging_gate_with_an_f1_metric():
+    """A NER gate records metric f1 like the QA gate, but no span agreement: its line names the tag agreement."""
+    from xstilts.export.commands import _parity_line
+
+    parity = {
+        "status": "passed",
+        "metric": "f1",
+        "average_accuracy": {"reference": 0.5855, "variant": 0.5757},
+        "label_agreement": 0.957,
+        "max_abs_logit_diff": 3.97,
+    }
+    assert _parity_line(parity) == "passed: f1 57.57% vs 58.55%, agreement 95.7%, max |logit diff| 4"
+    qa = {**parity, "span_agreement": 0.9}
+    assert "span agreement 90.0%" in _parity_line(qa)

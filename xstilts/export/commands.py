@@ -176,7 +176,7 @@ def _parity_line(parity: dict[str, Any]) -> str:
             f"cosine to PyTorch mean {cosine['mean']:.5f}, min {cosine['min']:.5f}"
         )
     diff = parity["max_abs_logit_diff"]
-    if parity.get("metric") == "f1":  # extractive QA
+    if "span_agreement" in parity:  # extractive QA (a tagging gate's metric may be f1 as well)
         return (
             f"{parity['status']}{kept}: F1 {averages['variant']:.2%} vs {averages['reference']:.2%}, "
             f"span agreement {parity['span_agreement']:.1%}, "
