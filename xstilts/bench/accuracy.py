@@ -307,9 +307,21 @@ def run_accuracy(
 
         return run_tagging_accuracy(url, model, sample, manifest, batch_items, api_key, deadline)
     predictions, _, stats = api_predictions(url, model, sample, batch_items, api_key, deadline=deadline)
-    measured = accuracy_per_language(sample, predictions)
+    return scored(sample, accuracy_per_language(sample, predictions), stats, manifest)
+
+
+def scored(
+    sample: EvaluationSample,
+    measured: dict[str, LanguageAccuracy],
+    stats: RequestStats,
+    manifest: BundleManifest | None,
+    metric: str | None = None,
+    compare: Callable[[EvaluationSample, dict[str, LanguageAccuracy], BundleManifest], Parity] = compare_with_parity,
+) -> Accuracy:
+    """A pass's figures per language, their plain average and their comparison with ``bundle.json`` (by
+    ``compare``), as one :class:`Accuracy`; ``metric`` names what the figures are when not a label's accuracy."""
     if manifest is None:
         parity = Parity(False, reason="no bundle.json to compare with (pass --repository)")
     else:
-        parity = compare_with_parity(sample, measured, manifest)
-    return Accuracy(measured, plain_average(measured), stats, parity)
+        parity = compare(sample, measured, manifest)
+    return Accuracy(measured, plain_average(measured), stats, parity, metric=metric)

@@ -96,11 +96,9 @@ def in_process_answers(
 
 
 def compare_with_bundle(
-    sample: EvaluationSample, measured: dict[str, LanguageAccuracy], manifest: BundleManifest | None
+    sample: EvaluationSample, measured: dict[str, LanguageAccuracy], manifest: BundleManifest
 ) -> Parity:
     """The API's F1 against the F1 ``bundle.json`` recorded at export, when its gate measured the same task."""
-    if manifest is None:
-        return Parity(False, reason="no bundle.json to compare with (pass --repository)")
     recorded = ((manifest.parity or {}).get("data") or {}).get("task")
     if recorded != sample.task:
         return Parity(False, reason=f"{manifest.name}/{manifest.variant} recorded F1 on {recorded}, not {sample.task}")
@@ -120,7 +118,4 @@ def run_qa_accuracy(
     if sample.kind is not TaskKind.SPAN_QA:
         raise XstiltsError(f"{sample.task} is not an extractive QA task")
     answers, stats = api_answers(url, model, sample, batch_items, api_key, deadline=deadline)
-    measured = scores_per_language(sample, answers)
-    return Accuracy(
-        measured, acc.plain_average(measured), stats, compare_with_bundle(sample, measured, manifest), METRIC
-    )
+    return acc.scored(sample, scores_per_language(sample, answers), stats, manifest, METRIC, compare_with_bundle)

@@ -22,7 +22,7 @@ from xstilts.bench.payloads import predict_path
 from xstilts.contracts.bundle import BundleManifest
 from xstilts.contracts.evaluation import EvaluationSample, evaluation_split
 from xstilts.contracts.kinds import TaskKind
-from xstilts.contracts.results import Accuracy, LanguageAccuracy, Parity, RequestStats
+from xstilts.contracts.results import Accuracy, LanguageAccuracy, RequestStats
 from xstilts.errors import XstiltsError
 from xstilts.retrieval.search import tatoeba_accuracy
 from xstilts.tasks import get_task, resolve_languages
@@ -131,9 +131,4 @@ def run_retrieval_accuracy(
         raise XstiltsError(f"{sample.task} is not a retrieval task")
     texts = sample_texts(sample)
     vectors, stats = api_embeddings(url, model, texts, batch_items, api_key, deadline=deadline)
-    measured = top1_per_language(sample, texts, vectors)
-    if manifest is None:
-        parity = Parity(False, reason="no bundle.json to compare with (pass --repository)")
-    else:
-        parity = acc.compare_with_parity(sample, measured, manifest)
-    return Accuracy(measured, acc.plain_average(measured), stats, parity, metric=METRIC)
+    return acc.scored(sample, top1_per_language(sample, texts, vectors), stats, manifest, METRIC)

@@ -19,7 +19,7 @@ from xstilts.bench.payloads import predict_path, request_body
 from xstilts.contracts.bundle import BundleManifest
 from xstilts.contracts.evaluation import EvaluationSample
 from xstilts.contracts.kinds import TaskKind
-from xstilts.contracts.results import Accuracy, LanguageAccuracy, Parity, RequestStats
+from xstilts.contracts.results import Accuracy, LanguageAccuracy, RequestStats
 from xstilts.errors import XstiltsError
 from xstilts.tagging.metrics import F1, metric_name, score
 from xstilts.tasks import Example, get_task
@@ -111,10 +111,5 @@ def run_tagging_accuracy(
     if sample.kind is not TaskKind.TOKEN_CLASSIFICATION:
         raise XstiltsError(f"{sample.task} is not a tagging task")
     tags, stats = api_tags(url, model, sample, batch_items, api_key, deadline=deadline)
-    measured = score_per_language(sample, tags)
-    if manifest is None:
-        parity = Parity(False, reason="no bundle.json to compare with (pass --repository)")
-    else:
-        parity = acc.compare_with_parity(sample, measured, manifest)
     metric = METRICS[metric_name(get_task(sample.task).labels)]
-    return Accuracy(measured, acc.plain_average(measured), stats, parity, metric=metric)
+    return acc.scored(sample, score_per_language(sample, tags), stats, manifest, metric)
