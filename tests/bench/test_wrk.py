@@ -18,6 +18,7 @@ from xstilts.bench import measure, server_metrics
 from xstilts.bench.bare import batches
 from xstilts.bench.payloads import mixed_items, predict_path, request_body, write_body_lines
 from xstilts.bench.wrk import run_wrk
+from xstilts.contracts.evaluation import load_evaluation_sample
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -101,6 +102,41 @@ def test_the_bare_session_reports_every_batch_size(tiny_repository, xnli_sample)
     assert bare.run("4 by length", 0.1) > 0
 
 
+@pytest.mark.parametrize(("fixture", "model", "task"), [("qa_repository", "tiny-xquad", "xquad"),
+                                                         ("tagging_repository", "tiny-panx", "panx")])  # fmt: skip
+def test_the_bare_session_runs_every_window_of_an_item(request, data_dir, fixture, model, task):
+    """A QA context or a long sentence is several sequences, as the server windows it: throughput counts them all,
+    latency runs each item's windows in one call."""
+    from xstilts.serve.core.tagging import TagItem
+
+    repository = request.getfixturevalue(fixture)
+    items = mixed_items(load_evaluation_sample(task, data_dir, None, 4, 0))
+    bare = measure.load_bare(repository, model, "fp32", items, {})
+    loaded = bare_model(repository, model)
+    if task == "xquad":
+        windows = loaded.spans.windows([(e.text_b, e.text_a) for e in items])
+        expected = [[w.ids for w in windows if w.item == i] for i in range(len(items))]
+    else:
+        expected = [[w.ids for w in s] for s in loaded.tagger.windows([TagItem.from_words(e.words) for e in items])]
+    assert bare.items == expected and bare.sequences == [s for item in expected for s in item]
+    assert max(len(item) for item in bare.items) > 1 and bare.sequences_per_item > 1  # some items take windows
+    assert all(len(s) <= loaded.manifest.max_length for s in bare.sequences)
+    assert bare.latency(0.2)["calls"] > 0 and bare.run("4", 0.1) > 0
+
+
+def bare_model(repository: Path, model: str):
+    from xstilts.bench.accuracy import load_in_process
+
+    return load_in_process(repository / model / "fp32")
+
+
+def test_a_multiple_choice_model_is_refused_in_one_line(tiny_repository):
+    command = [sys.executable, "-m", "xstilts.bench.measure", "--repository", str(tiny_repository), "--model",
+               "tiny-xcopa", "--variant", "fp32"]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert done.returncode == 2 and "multiple-choice" in done.stderr and "Traceback" not in done.stderr
+
+
 def test_the_measurement_end_to_end(tiny_repository, data_dir, tmp_path):
     out = tmp_path / "measure.json"
     command = [sys.executable, "-m", "xstilts.bench.measure", "--repository", str(tiny_repository), "--model",
@@ -110,7 +146,7 @@ def test_the_measurement_end_to_end(tiny_repository, data_dir, tmp_path):
     done = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=REPO)
     assert done.returncode == 0, done.stderr + done.stdout
     result = json.loads(out.read_text())
-    assert result["texts"].startswith("300 xnli test pairs")
+    assert result["texts"].startswith("300 xnli test items") and result["sequences_per_request"] == 1
     assert result["server_settings"] == {"XSTILTS_MAX_BATCH_SIZE": "4"}
     assert set(result["bare_scan"]) == {"1", *(f"{b}{m}" for b in (2, 4, 8, 16, 32, 64) for m in ("", " by length"))}
     [figures] = result["rounds"]

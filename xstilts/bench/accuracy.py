@@ -185,7 +185,7 @@ def compare_with_parity(
     if not recorded:
         return Parity(False, reason=f"{manifest.name}/{manifest.variant} recorded no accuracy at export")
     data = parity.get("data") or {}
-    if data.get("task") and data["task"] != sample.task:  # an embedding bundle benched on another retrieval task
+    if data.get("task") and data["task"] != sample.task:  # benched on another task (retrieval, QA: XQuAD vs MLQA)
         return Parity(False, reason=f"{manifest.name}/{manifest.variant} recorded {data['task']}, not {sample.task}")
     # an embedding gate counts its items as pairs (a sentence and its English counterpart)
     same = sample.same_items_as({"examples": data.get("pairs"), **data})
@@ -257,7 +257,7 @@ def in_process_predictions(
     """
     import numpy as np
 
-    from xstilts.serve.core.engine import softmax
+    from xstilts.serve.core.probabilities import softmax
     from xstilts.tasks.encoding import example_segments
 
     loaded = load_in_process(folder, threads)
@@ -316,12 +316,11 @@ def scored(
     stats: RequestStats,
     manifest: BundleManifest | None,
     metric: str | None = None,
-    compare: Callable[[EvaluationSample, dict[str, LanguageAccuracy], BundleManifest], Parity] = compare_with_parity,
 ) -> Accuracy:
-    """A pass's figures per language, their plain average and their comparison with ``bundle.json`` (by
-    ``compare``), as one :class:`Accuracy`; ``metric`` names what the figures are when not a label's accuracy."""
+    """A pass's figures per language, their plain average and their comparison with ``bundle.json``, as one
+    :class:`Accuracy`; ``metric`` names what the figures are when not a label's accuracy."""
     if manifest is None:
         parity = Parity(False, reason="no bundle.json to compare with (pass --repository)")
     else:
-        parity = compare(sample, measured, manifest)
+        parity = compare_with_parity(sample, measured, manifest)
     return Accuracy(measured, plain_average(measured), stats, parity, metric=metric)

@@ -1,10 +1,13 @@
-"""The session alone, in process: throughput per batch size and batch-1 latency, on pre-tokenized texts (the
+"""The session alone, in process: throughput per batch size and one-item latency, on pre-tokenized texts (the
 wrk measurement's yardstick).
 
 The yardstick for the server: the very engine the server builds (same settings, same session options), fed
-batches of texts padded to their longest, as the server's batches are; tokenization is left out. Batches are
-measured two ways: texts in arrival order, and sorted by length within blocks of four batches (about what a
-length-aware batcher can do at best); the better of the two is the bar.
+batches of sequences padded to their longest, as the server's batches are; tokenization is left out. An item is
+one sequence (a text, a pair) or several (an extractive QA context's windows, a long sentence's tagging
+windows): throughput counts sequences, each item's sequences in turn, as the server's batcher sees them; latency
+is one call per item with all its sequences. Batches are measured two ways: sequences in arrival order, and sorted
+by length within blocks of four batches (about what a length-aware batcher can do at best); the better of the two
+is the bar.
 """
 
 from __future__ import annotations
@@ -14,10 +17,8 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from xstilts.tasks.encoding import Segments
-
 if TYPE_CHECKING:
-    from xstilts.serve.core.engine import LoadedModel
+    from xstilts.serve.core.engine import OnnxEngine
 
 
 def batches(sequences: Sequence[list[int]], batch: int, by_length: bool) -> list[list[list[int]]]:
@@ -32,18 +33,19 @@ def batches(sequences: Sequence[list[int]], batch: int, by_length: bool) -> list
 
 
 class Bare:
-    """Timing runs of one loaded model on a fixed list of pre-tokenized texts (one sequence per item)."""
+    """Timing runs of one engine on a fixed list of pre-tokenized items (each one or more sequences)."""
 
-    def __init__(self, model: LoadedModel, items: Sequence[list[Segments]]) -> None:
-        self.model = model
-        encoded = model.encoder.encode(list(items))
-        self.sequences = [item.sequences[0] for item in encoded]
+    def __init__(self, engine: OnnxEngine, items: Sequence[list[list[int]]]) -> None:
+        self.engine = engine
+        self.items = [item for item in items if item]
+        self.sequences = [sequence for item in self.items for sequence in item]
         self.mean_tokens = sum(len(s) for s in self.sequences) / len(self.sequences)
+        self.sequences_per_item = len(self.sequences) / len(self.items)
 
     def throughput(self, batch: int, by_length: bool, seconds: float) -> float:
         """Sequences per second running batches of ``batch`` in turn for at least ``seconds``."""
         plan = batches(self.sequences, batch, by_length)
-        engine = self.model.engine
+        engine = self.engine
         engine.infer(plan[0], len(plan[0]))  # warm up
         done = position = 0
         started = time.perf_counter()
@@ -55,14 +57,14 @@ class Bare:
         return done / (time.perf_counter() - started)
 
     def latency(self, seconds: float) -> dict[str, float | int]:
-        """Batch-1 latency percentiles (ms), one call per text in turn, for at least ``seconds``."""
-        engine = self.model.engine
+        """One-item latency percentiles (ms), one call per item (all its sequences) in turn, for ``seconds``."""
+        engine = self.engine
         times: list[float] = []
         started = time.perf_counter()
         while time.perf_counter() - started < seconds:
-            sequence = self.sequences[len(times) % len(self.sequences)]
+            item = self.items[len(times) % len(self.items)]
             begin = time.perf_counter()
-            engine.infer([sequence], 1)
+            engine.infer(item, len(item))
             times.append(time.perf_counter() - begin)
         times.sort()
         return {

@@ -1,26 +1,28 @@
-"""The server against its bare session, on real XNLI texts, in one run (the README's serving figures).
+"""The server against its bare session, on real evaluation texts, in one run (the README's serving figures).
 
     apt-get install wrk
     python -m xstilts.bench.measure --repository REPO --model NAME [--variant int8] [--naive] [--out result.json]
 
-1. The bare session: the engine ``xstilts serve`` builds (same settings), in this process, on pre-tokenized texts:
-   throughput at batch sizes 1 to 64 (texts in arrival order, and sorted by length within blocks), batch-1
-   latency (:mod:`xstilts.bench.bare`).
-2. ``xstilts serve`` in a subprocess, loaded by wrk (Debian's C load generator, with ``post.lua``: one real XNLI
-   pair per request, all languages mixed; :mod:`xstilts.bench.wrk`): saturation throughput (the best over a few
+1. The bare session: the engine ``xstilts serve`` builds (same settings), in this process, on pre-tokenized
+   sequences: throughput at batch sizes 1 to 64 (sequences in arrival order, and sorted by length within blocks),
+   one-item latency (:mod:`xstilts.bench.bare`).
+2. ``xstilts serve`` in a subprocess, loaded by wrk (Debian's C load generator, with ``post.lua``: one real item
+   per request, all languages mixed; :mod:`xstilts.bench.wrk`): saturation throughput (the best over a few
    connection counts), one client at a time (median latency), and an offered load of half the saturation rate
    (p50 and p99 latency).
-
 3. With ``--naive``, the naive PyTorch reference (:mod:`xstilts.bench.naive_server`) under the same wrk load:
    its saturation throughput, and the server's against it.
 
-The texts are the bench's payloads (:mod:`xstilts.bench.payloads`): every XNLI test item in a seeded mixed order,
-the first ``--pairs`` of them; for an embedding bundle, the sentences of its retrieval task (the XNLI test
-premises in the languages its parity gate used), one per ``/embed`` request, run by the bare session with the
-bundle's prefix, as the server runs them. Bare and server runs alternate in rounds and each round's ratios use
-its own bare figures, so that other work on the machine (which shares its cores) weighs on both sides alike;
-the summary takes the median over rounds and records the load average. wrk's own CPU time is reported: it stays
-a small share of a core.
+The items are the bench's payloads (:mod:`xstilts.bench.payloads`), in a seeded mixed order, the first
+``--pairs`` of them: for a classifier, XNLI test pairs; for an embedding bundle, the sentences of its retrieval
+task (the XNLI test premises in the languages its parity gate used), run by the bare session with the bundle's
+prefix, as the server runs them; for an extractive QA bundle, its task's question/context pairs (the bare session
+runs every window of each context); for a tagging bundle, its task's sentences as words (every window of each).
+The saturation ratio compares sequences per second (requests times the items' mean sequences: windows for QA and
+tagging, one otherwise). Bare and server runs alternate in rounds and each round's ratios use its own bare
+figures, so that other work on the machine (which shares its cores) weighs on both sides alike; the summary takes
+the median over rounds and records the load average. wrk's own CPU time is reported: it stays a small share of a
+core.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ import statistics
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from xstilts.bench import server_metrics
 from xstilts.bench.bare import Bare
@@ -54,9 +56,14 @@ from xstilts.contracts.evaluation import load_evaluation_sample
 from xstilts.contracts.kinds import TaskKind
 from xstilts.errors import XstiltsError
 from xstilts.paths import resolve_data_dir
+from xstilts.serve.core.tagging import TagItem
+from xstilts.tasks import Example
 from xstilts.tasks.encoding import example_segments
 
-TASK = "xnli"
+if TYPE_CHECKING:
+    from xstilts.serve.core.engine import LoadedModel
+
+CLASSIFIER_TASK = "xnli"  # classifiers are loaded with XNLI test pairs; other kinds with their own task's texts
 BATCH_SIZES = (1, 2, 4, 8, 16, 32, 64)
 
 
@@ -66,7 +73,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--model", required=True)
     parser.add_argument("--variant", default="int8")
     parser.add_argument("--data-dir", help="data folder (default: $XSTILTS_DATA_DIR, else ../shared/data)")
-    parser.add_argument("--pairs", type=int, default=3000, help="XNLI test pairs to cycle through")
+    parser.add_argument("--pairs", type=int, default=3000, help="items (pairs, sentences, questions) to cycle through")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds of bare and server runs")
     parser.add_argument("--seconds", type=float, default=10, help="length of each wrk run")
     parser.add_argument("--bare-seconds", type=float, default=5, help="length of each bare run")
@@ -88,7 +95,29 @@ def server_settings(pairs: list[str]) -> dict[str, str]:
     return settings
 
 
-def load_bare(repository: Path, model: str, variant: str, items: list, env: dict[str, str]) -> Bare:
+def item_sequences(loaded: LoadedModel, items: list[Example]) -> list[list[list[int]]]:
+    """Each item's token sequences as the server builds them: a text or pair (one sequence), an embedding model's
+    prefixed sentence, an extractive QA pair's context windows, a tagging sentence's word windows."""
+    kind = loaded.manifest.kind
+    if kind is TaskKind.SPAN_QA:
+        assert loaded.spans is not None, "span QA models load their SpanReader"
+        per_item: list[list[list[int]]] = [[] for _ in items]
+        for window in loaded.spans.windows([(e.text_b or "", e.text_a) for e in items]):
+            per_item[window.item].append(window.ids)
+        return per_item
+    if kind is TaskKind.TOKEN_CLASSIFICATION:
+        assert loaded.tagger is not None, "tagging models load their Tagger"
+        sentences = loaded.tagger.windows([TagItem.from_words(e.words) for e in items])
+        return [[window.ids for window in sentence] for sentence in sentences]
+    spec = loaded.manifest.embedding
+    if kind is TaskKind.EMBEDDING and spec is not None:  # one sentence, prefixed, as /embed runs it
+        segments = [[(spec.text(e.text_a), None)] for e in items]
+    else:
+        segments = [example_segments(kind, e) for e in items]
+    return [encoded.sequences for encoded in loaded.encoder.encode(segments)]
+
+
+def load_bare(repository: Path, model: str, variant: str, items: list[Example], env: dict[str, str]) -> Bare:
     """The engine exactly as ``xstilts serve`` with the same settings builds it, in this process."""
     from xstilts.serve.core.engine import load_model
     from xstilts.serve.core.repository import plan_models
@@ -97,10 +126,7 @@ def load_bare(repository: Path, model: str, variant: str, items: list, env: dict
     settings = load_settings({"repository": repository, "models": f"{model}={variant}"}, env=env)
     (planned,) = plan_models(settings)
     loaded = load_model(planned, settings)
-    spec = loaded.manifest.embedding
-    if loaded.manifest.kind is TaskKind.EMBEDDING and spec is not None:  # one sentence, prefixed, as /embed runs it
-        return Bare(loaded, [[(spec.text(e.text_a), None)] for e in items])
-    return Bare(loaded, [example_segments(loaded.manifest.kind, e) for e in items])
+    return Bare(loaded.engine, item_sequences(loaded, items))
 
 
 def naive_process(repository: Path, manifest: BundleManifest, log_path: Path) -> ServerProcess:
@@ -137,7 +163,7 @@ def measure_round(server: ServerProcess, path: str, bodies: Path, bare: Bare, co
     then (with ``naive``) the naive server's saturation."""
     figures: dict[str, Any] = {"load_average": os.getloadavg()}
     figures["bare"] = {key: bare.run(key, args.bare_seconds) for key in contenders}
-    figures["bare_batch1_latency_ms"] = bare.latency(args.bare_seconds)
+    figures["bare_batch1_latency_ms"] = bare.latency(args.bare_seconds)  # one item, all its sequences
     pid = server.process.pid
     runs = saturation(server, path, bodies, args)
     best = best_rate(runs)
@@ -147,7 +173,7 @@ def measure_round(server: ServerProcess, path: str, bodies: Path, bare: Bare, co
         saturation_runs=runs,
         one_client=single,
         half=half,
-        saturation_ratio=round(best / max(figures["bare"].values()), 3),
+        saturation_ratio=round(best * bare.sequences_per_item / max(figures["bare"].values()), 3),
         latency_ratio=round(single["latency_ms"]["p50"] / figures["bare_batch1_latency_ms"]["p50"], 3),
     )
     if naive is not None:
@@ -207,20 +233,25 @@ def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         raise XstiltsError("wrk is missing: apt-get install wrk")
     env = server_settings(args.env)
     manifest = load_manifest(args.repository / args.model / args.variant)
-    task = manifest.task if manifest.kind is TaskKind.EMBEDDING else TASK
+    if manifest.kind is TaskKind.MULTIPLE_CHOICE:
+        raise XstiltsError(f"{args.model}/{args.variant} is a multiple-choice model: measure takes classifiers, "
+                           "embedding, extractive QA and tagging models")  # fmt: skip
+    task = CLASSIFIER_TASK if manifest.kind in (TaskKind.SINGLE, TaskKind.PAIR) else manifest.task
     data_dir = resolve_data_dir(args.data_dir)
-    sample = load_evaluation_sample(task, data_dir, sample_languages(task, data_dir, None, manifest), None, seed=0)
+    languages = sample_languages(task, data_dir, None, manifest)
+    sample = load_evaluation_sample(task, data_dir, languages, args.pairs, seed=0)
     items = mixed_items(sample, seed=0)[: args.pairs]
     bodies = write_body_lines(work / "bodies.jsonl", [request_body(sample.kind, [e]) for e in items])
     bare = load_bare(args.repository, args.model, args.variant, items, env)
-    what = "sentences" if manifest.kind is TaskKind.EMBEDDING else "pairs"
     result: dict[str, Any] = {
         "model": args.model,
         "variant": args.variant,
+        "kind": str(manifest.kind),
         "cpus": os.cpu_count(),
         "server_settings": env,
-        "texts": f"{len(items)} {task} test {what}, {len(sample.languages)} languages mixed, one per request; "
-        f"{bare.mean_tokens:.1f} tokens on average",
+        "texts": f"{len(items)} {task} {sample.split} items, {len(sample.languages)} languages mixed, one per "
+        f"request; {bare.sequences_per_item:.2f} sequences per item, {bare.mean_tokens:.1f} tokens per sequence",
+        "sequences_per_request": round(bare.sequences_per_item, 3),
         "load_average_start": os.getloadavg(),
     }
     print("bare session, every batch size ...", flush=True)

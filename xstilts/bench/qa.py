@@ -21,7 +21,7 @@ from xstilts.bench.payloads import predict_path, request_body
 from xstilts.contracts.bundle import BundleManifest
 from xstilts.contracts.evaluation import EvaluationSample
 from xstilts.contracts.kinds import TaskKind
-from xstilts.contracts.results import Accuracy, LanguageAccuracy, Parity, RequestStats
+from xstilts.contracts.results import Accuracy, LanguageAccuracy, RequestStats
 from xstilts.errors import XstiltsError
 from xstilts.qa.metrics import score_examples
 from xstilts.tasks import Example
@@ -95,16 +95,6 @@ def in_process_answers(
     return out
 
 
-def compare_with_bundle(
-    sample: EvaluationSample, measured: dict[str, LanguageAccuracy], manifest: BundleManifest
-) -> Parity:
-    """The API's F1 against the F1 ``bundle.json`` recorded at export, when its gate measured the same task."""
-    recorded = ((manifest.parity or {}).get("data") or {}).get("task")
-    if recorded != sample.task:
-        return Parity(False, reason=f"{manifest.name}/{manifest.variant} recorded F1 on {recorded}, not {sample.task}")
-    return acc.compare_with_parity(sample, measured, manifest)
-
-
 def run_qa_accuracy(
     url: str,
     model: str,
@@ -118,4 +108,4 @@ def run_qa_accuracy(
     if sample.kind is not TaskKind.SPAN_QA:
         raise XstiltsError(f"{sample.task} is not an extractive QA task")
     answers, stats = api_answers(url, model, sample, batch_items, api_key, deadline=deadline)
-    return acc.scored(sample, scores_per_language(sample, answers), stats, manifest, METRIC, compare_with_bundle)
+    return acc.scored(sample, scores_per_language(sample, answers), stats, manifest, METRIC)

@@ -80,11 +80,11 @@ def in_process_tags(
 ) -> dict[str, list[list[str]]]:
     """The bundle's tags for the sample in this process: the server's windows and engine, ``batch_items``
     sentences' windows to a batch (padded to their longest), as the accuracy pass sends them."""
-    from xstilts.serve.core.tagging import Tagger, TagItem
+    from xstilts.serve.core.tagging import TagItem
 
     loaded = acc.load_in_process(folder, threads)
-    manifest = loaded.manifest
-    tagger = Tagger(loaded.encoder.tokenizer, manifest.max_length, manifest.labels)
+    tagger = loaded.tagger
+    assert tagger is not None, "tagging bundles load their Tagger"
     tags: dict[str, list[list[str]]] = {}
     for lang, examples in sample.examples.items():
         got: list[list[str]] = []

@@ -27,6 +27,7 @@ from xstilts.serve.core.encoder import TextEncoder
 from xstilts.serve.core.providers import plan_for, session_providers, verify
 from xstilts.serve.core.repository import PlannedModel
 from xstilts.serve.core.spans import SpanReader
+from xstilts.serve.core.tagging import Tagger
 from xstilts.serve.settings import Settings
 
 log = logging.getLogger("xstilts.serve")
@@ -128,17 +129,12 @@ class OnnxEngine:
             self.infer([[0] + [5] * (width - 2) + [2]] * (items * choices), items, choices)
 
 
-def softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = logits - logits.max(axis=-1, keepdims=True)
-    exp = np.exp(shifted)
-    return exp / exp.sum(axis=-1, keepdims=True)
-
-
 @dataclass
 class LoadedModel:
     """A bundle ready to serve: manifest, encoder, engine, the provider that really runs it, ``max_batch``, the
-    largest batch that provider takes (a TensorRT profile's; None: no limit of its own), and for an extractive QA
-    model its windows and answer picking (``spans``)."""
+    largest batch that provider takes (a TensorRT profile's; None: no limit of its own), for an extractive QA
+    model its windows and answer picking (``spans``), for a tagging model its word windows and tag reading
+    (``tagger``)."""
 
     name: str
     folder: Path
@@ -148,6 +144,7 @@ class LoadedModel:
     load_seconds: float = 0.0
     max_batch: int | None = None
     spans: SpanReader | None = None
+    tagger: Tagger | None = None
 
     @property
     def provider(self) -> str:
@@ -179,6 +176,8 @@ def load_model(planned: PlannedModel, settings: Settings) -> LoadedModel:
     io_binding = settings.io_binding == "on" or (settings.io_binding == "auto" and uses_gpu(provider))
     encoder = TextEncoder(planned.folder / TOKENIZER_FILE, manifest.max_length)
     spans = SpanReader(planned.folder / TOKENIZER_FILE, manifest) if manifest.kind is TaskKind.SPAN_QA else None
+    tagging = manifest.kind is TaskKind.TOKEN_CLASSIFICATION
+    tagger = Tagger(encoder.tokenizer, manifest.max_length, manifest.labels) if tagging else None
     engine = OnnxEngine(session, manifest, encoder.pad_id, provider, io_binding)
     profile = manifest.tensorrt_profile
     max_batch = profile.max_batch if provider == TENSORRT and profile is not None else None
@@ -194,4 +193,4 @@ def load_model(planned: PlannedModel, settings: Settings) -> LoadedModel:
         " with IO binding" if io_binding else "",
         seconds,
     )
-    return LoadedModel(planned.name, planned.folder, manifest, encoder, engine, seconds, max_batch, spans)
+    return LoadedModel(planned.name, planned.folder, manifest, encoder, engine, seconds, max_batch, spans, tagger)

@@ -26,11 +26,12 @@ from xstilts.contracts.kinds import TaskKind
 from xstilts.contracts.names import Name
 from xstilts.serve.core.batcher import Batcher, BatcherClosed, BatchLimits, BatchObserver, NoObserver, QueueFull
 from xstilts.serve.core.encoder import EncodedItem
-from xstilts.serve.core.engine import LoadedModel, softmax
+from xstilts.serve.core.engine import LoadedModel
 from xstilts.serve.core.errors import invalid, overloaded, too_large, unavailable
+from xstilts.serve.core.probabilities import softmax
 from xstilts.serve.core.repository import PlannedModel
 from xstilts.serve.core.spans import Pair, Spans
-from xstilts.serve.core.tagging import Tagged, Tagger, TagItem
+from xstilts.serve.core.tagging import Tagged, TagItem
 from xstilts.tasks.encoding import Segments
 
 # requests with more text than this are tokenized off the event loop (about a millisecond of work)
@@ -88,7 +89,6 @@ class ServedModel:
         self.error: str | None = None
         self.loaded: LoadedModel | None = None
         self.batcher: Batcher | None = None
-        self.tagger: Tagger | None = None  # tagging models only, once loaded
         self.observer: ModelObserver = NoObserver()
 
     @property
@@ -116,8 +116,6 @@ class ServedModel:
     def start(self, loaded: LoadedModel, limits: BatchLimits) -> None:
         """Serve ``loaded`` with a batcher within ``limits`` (on the event loop)."""
         self.loaded = loaded
-        if self.tagging:
-            self.tagger = Tagger(loaded.encoder.tokenizer, self.manifest.max_length, self.manifest.labels)
         self.batcher = Batcher(loaded.engine, self.name, limits, self.observer, self.multiple_choice)
         self.batcher.start()
         self.status = ModelStatus.READY
@@ -229,8 +227,8 @@ class ServedModel:
         if not self.tagging:
             raise invalid(f"model {self.name} is a {self.manifest.kind} model: it does not tag words")
         self.check_ready()
-        tagger = self.tagger
-        assert tagger is not None
+        assert self.loaded is not None and self.loaded.tagger is not None, "tagging models load their Tagger"
+        tagger = self.loaded.tagger
         windows = await self._tokenize(lambda: tagger.windows(items), sum(len(item.text) for item in items))
         rows = tagger.encoded(windows)
         assert self.batcher is not None

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from xstilts.serve.core.encoder import EncodedItem
-from xstilts.serve.core.engine import softmax
+from xstilts.serve.core.probabilities import softmax
 from xstilts.tagging.alignment import Window, WordTokenizer, word_logits
 from xstilts.tagging.entities import Entity, entities, is_bio
 from xstilts.tagging.words import Word, join_words, split_words
