@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import secrets
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -26,7 +25,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
 from xstilts import __version__
-from xstilts.serve.core.errors import ErrorKind, ServeError, internal, invalid, unauthorized, unavailable
+from xstilts.serve.core.auth import authorize
+from xstilts.serve.core.errors import ErrorKind, ServeError, internal, invalid, unavailable
 from xstilts.serve.core.state import ServerState
 from xstilts.serve.core.tracing import NO_TRACER, Tracer
 from xstilts.serve.drain import Drain
@@ -57,11 +57,7 @@ BEARER = Security(bearer)
 
 async def require_key(request: Request, credentials: HTTPAuthorizationCredentials | None = BEARER) -> None:
     """401 unless the bearer token matches the configured key (no key configured: open)."""
-    key = request.app.state.xstilts.api_key
-    if key is None:
-        return
-    if credentials is None or not secrets.compare_digest(credentials.credentials.encode(), key.encode()):
-        raise unauthorized()
+    authorize(request.app.state.xstilts.api_key, credentials.credentials if credentials is not None else None)
 
 
 def _openapi(app: FastAPI) -> Callable[[], dict[str, Any]]:
@@ -92,12 +88,16 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         from xstilts.serve.grpc.server import start_grpc
 
         grpc = await start_grpc(state, app.state.metrics, app.state.drain, app.state.tracer)
+    app.state.grpc = grpc  # its port, for those who asked for port 0
     try:
         yield
     finally:
         state.begin_drain()
         if grpc is not None:
             await grpc.stop(app.state.drain)
+        shutdown = getattr(app.state.tracer, "shutdown", None)
+        if shutdown is not None:  # send the spans still buffered
+            await asyncio.to_thread(shutdown)
         if not loading.done():
             loading.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):

@@ -21,6 +21,7 @@ from xstilts.serve.http.routing import answer, model_name_parameter, state_of
 from xstilts.serve.http.v2.codec import check_version, infer_response, metadata, split_header
 from xstilts.serve.http.v2.protocol import (
     EXTENSIONS,
+    SERVER_NAME,
     InferenceRequest,
     InferenceResponse,
     ModelMetadata,
@@ -68,7 +69,7 @@ def build_router(
 
     @router.get("", response_model=ServerMetadata, summary="Server metadata", **api)
     async def server_metadata() -> ServerMetadata:
-        return ServerMetadata(name="xstilts", version=__version__, extensions=EXTENSIONS)
+        return ServerMetadata(name=SERVER_NAME, version=__version__, extensions=EXTENSIONS)
 
     async def _model_metadata(request: Request, name: str, version: str | None) -> ModelMetadata:
         model = state_of(request).get(name)
