@@ -91,16 +91,17 @@ class ServerProcess:
 
 
 class ThreadServer:
-    """The app under the CLI's uvicorn server class, in a thread; ``state`` is the live server state."""
+    """The app under the CLI's uvicorn server class, in a thread; ``state`` is the live server state; ``tracer``
+    replaces the one the settings give (a tracer keeping its spans in memory)."""
 
-    def __init__(self, state) -> None:
+    def __init__(self, state, tracer=None) -> None:
         import uvicorn
 
         from xstilts.serve.http.app import create_app
         from xstilts.serve.http.server import DrainingServer
 
         self.state = state
-        self.app = create_app(state)
+        self.app = create_app(state, tracer)
         config = uvicorn.Config(self.app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
         self.server = DrainingServer(config, state)
         state.on_fatal = self.server.fail  # as xstilts serve does
@@ -143,12 +144,12 @@ def forget_apps() -> None:
     gc.collect()
 
 
-def thread_server(repository: Path, **settings) -> ThreadServer:
+def thread_server(repository: Path, tracer=None, **settings) -> ThreadServer:
     """A :class:`ThreadServer` for ``repository`` with ``settings`` (fields of ``Settings``)."""
     from xstilts.serve.core.state import build_state
     from xstilts.serve.settings import Settings
 
-    return ThreadServer(build_state(Settings(repository=repository, port=0, **settings)))
+    return ThreadServer(build_state(Settings(repository=repository, port=0, **settings)), tracer)
 
 
 @contextlib.contextmanager

@@ -139,7 +139,8 @@ def test_each_error_kind_answers_its_status_and_type(faulty, repository: Path, k
     assert response.status_code == STATUS[kind], response.text
     assert response.headers["content-type"].startswith("application/json")
     body = response.json()
-    assert set(body) == {"error", "error_type"} and body["error"], body
+    assert set(body) == {"error", "error_type", "request_id"} and body["error"], body
+    assert body["request_id"] == response.headers["x-request-id"]
     assert body["error_type"] == kind.value
     if kind is ErrorKind.UNAUTHORIZED:
         assert response.headers["www-authenticate"] == "Bearer"

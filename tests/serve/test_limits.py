@@ -103,7 +103,8 @@ def test_draining_refuses_new_work_but_stays_alive(repository: Path) -> None:
         assert httpx.get(server.url + "/metrics").text.count("xstilts_ready 1.0") == 1
         server.state.begin_drain()
         assert httpx.get(server.url + "/healthz").status_code == 200
-        assert httpx.get(server.url + "/readyz").json() == {"error": "not ready: draining", "error_type": "unavailable"}
+        ready = httpx.get(server.url + "/readyz", headers={"X-Request-Id": "probe-1"})
+        assert ready.json() == {"error": "not ready: draining", "error_type": "unavailable", "request_id": "probe-1"}
         assert httpx.get(server.url + "/v2/health/ready").status_code == 503
         assert httpx.get(server.url + "/v2/models/tiny-xnli/ready").status_code == 503
         for path, body in ((PREDICT, BODY), (INFER, V2_BODY)):

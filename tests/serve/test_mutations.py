@@ -38,7 +38,7 @@ from xstilts.serve.core.spans import SpanReader
 from xstilts.serve.http.v1 import codec as v1_codec
 from xstilts.serve.http.v1 import routes as v1_routes
 from xstilts.serve.http.v1 import spans as v1_spans
-from xstilts.serve.http.v2 import routes as v2_routes
+from xstilts.serve.http.v2 import serving as v2_serving
 from xstilts.serve.http.v2.codec import Items
 from xstilts.tagging.alignment import Window
 from xstilts.tagging.words import Word
@@ -54,13 +54,13 @@ def drop_v1_text_pair(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def drop_v2_text_b(monkeypatch: pytest.MonkeyPatch) -> None:
-    original = v2_routes.decode_items
+    original = v2_serving.decode_items
 
     def decode(*args, **kwargs) -> Items:
         items = original(*args, **kwargs)
         return Items([[(a, None) for a, _ in s] for s in items.segments], items.choices)
 
-    monkeypatch.setattr(v2_routes, "decode_items", decode)
+    monkeypatch.setattr(v2_serving, "decode_items", decode)
 
 
 def reverse_choices(monkeypatch: pytest.MonkeyPatch) -> None:

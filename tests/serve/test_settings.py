@@ -93,3 +93,22 @@ def test_padding_limit_is_automatic_per_device() -> None:
     assert fixed.padding_limit(gpu=False) == fixed.padding_limit(gpu=True) == 0.5
     with pytest.raises(XstiltsError, match="XSTILTS_MAX_PADDING"):
         load_settings(parse("--repository", "x", "--max-padding", "2"), env={})
+
+
+def test_the_readme_shows_the_generated_settings_table() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    assert settings_table() in readme, "README's settings table is not settings_table(): paste its output"
+
+
+def test_grpc_and_tracing_settings(tmp_path: Path) -> None:
+    off = load_settings(parse("--repository", "x"), env={"XSTILTS_GRPC_PORT": "", "XSTILTS_OTLP_ENDPOINT": " "})
+    assert off.grpc_port is None and off.otlp_endpoint is None and off.trace_sample_ratio == 1
+    on = load_settings(
+        parse("--repository", "x", "--grpc-port", "8001", "--otlp-endpoint", "http://collector:4317"),
+        env={"XSTILTS_TRACE_SAMPLE_RATIO": "0.25"},
+    )
+    assert (on.grpc_port, on.otlp_endpoint, on.trace_sample_ratio) == (8001, "http://collector:4317", 0.25)
+    with pytest.raises(XstiltsError, match="give gRPC its own port"):
+        load_settings(parse("--repository", "x", "--grpc-port", "8000"), env={})
+    with pytest.raises(XstiltsError, match="XSTILTS_TRACE_SAMPLE_RATIO"):
+        load_settings(parse("--repository", "x", "--trace-sample-ratio", "1.5"), env={})

@@ -86,7 +86,15 @@ def test_sigterm_loses_no_request_in_flight(repository: Path, tmp_path: Path) ->
                 await asyncio.sleep(0.005)
         signalled = time.monotonic()
         server.terminate()
-        await refuses_connections(server.url)  # the listening socket closes while the work goes on
+        # while the work goes on the server still listens: a late request is answered 503, its connection closed
+        async with httpx.AsyncClient(base_url=server.url) as late:
+            while (await late.get("/readyz")).status_code != 503:  # the signal has arrived
+                assert time.monotonic() < deadline, "the server never started draining"
+                await asyncio.sleep(0.005)
+            refused = await late.post("/v1/models/tiny-xnli/predict", json={"inputs": ["late"]})
+        assert refused.headers["connection"] == "close" and refused.json()["error_type"] == "unavailable"
+        assert not sending.done(), "the work was over before the late request: nothing was in flight"
+        await refuses_connections(server.url)  # the listening socket closes once the work is done
         return await sending, signalled
 
     timed, signalled = asyncio.run(scenario())

@@ -32,6 +32,13 @@ class Settings(BaseModel):
     repository: Path = Field(description="model repository: bundles in REPOSITORY/NAME/VARIANT/")
     host: str = Field("127.0.0.1", description="address to listen on (0.0.0.0 in a container)")
     port: int = Field(8000, ge=0, le=65535, description="port to listen on (0 picks a free one)")
+    grpc_port: int | None = Field(
+        None,
+        ge=0,
+        le=65535,
+        description="port of the v2 gRPC service (inference.GRPCInferenceService; Triton uses 8001), on the same "
+        "host, models and limits (empty: off; 0 picks a free one; needs the grpc extra)",
+    )
     models: list[str] = Field(
         default_factory=list, description="models to serve, comma-separated, each NAME or NAME=VARIANT (empty: all)"
     )
@@ -88,7 +95,19 @@ class Settings(BaseModel):
     auth_health: bool = Field(False, description="also require the token on health, metrics and docs endpoints")
     drain_seconds: float = Field(20.0, ge=0, description="on SIGTERM, how long in-flight requests may take to finish")
     log_level: Literal["critical", "error", "warning", "info", "debug"] = Field("info", description="log level")
-    access_log: bool = Field(False, description="log every request (costs CPU at high load)")
+    access_log: bool = Field(False, description="log every request, with its id (costs CPU at high load)")
+    otlp_endpoint: str | None = Field(
+        None,
+        description="OpenTelemetry collector to send traces to over OTLP/gRPC, e.g. http://collector:4317 "
+        "(empty: tracing off; needs the tracing extra)",
+    )
+    trace_sample_ratio: float = Field(
+        1.0,
+        ge=0,
+        le=1,
+        description="share of the traces that start at the server which are recorded (a request with a traceparent "
+        "follows its sampled flag)",
+    )
 
     @field_validator("models", mode="before")
     @classmethod
@@ -111,7 +130,7 @@ class Settings(BaseModel):
     def _lower_choice(cls, value: Any) -> Any:
         return value.strip().lower() if isinstance(value, str) else value
 
-    @field_validator("api_key", mode="before")
+    @field_validator("api_key", "otlp_endpoint", mode="before")
     @classmethod
     def _empty_key_is_none(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
@@ -128,6 +147,8 @@ class Settings(BaseModel):
             raise ValueError("set api_key or api_key_file, not both")
         if self.require_gpu and self.providers == ["cpu"]:
             raise ValueError("require_gpu is set but providers is only cpu: add cuda or tensorrt")
+        if self.grpc_port is not None and self.grpc_port == self.port and self.port != 0:
+            raise ValueError(f"grpc_port and port are both {self.port}: give gRPC its own port")
         return self
 
     def padding_limit(self, gpu: bool) -> float:

@@ -36,6 +36,7 @@ from typing import Protocol
 import numpy as np
 
 from xstilts.serve.core.encoder import EncodedItem
+from xstilts.serve.core.tracing import Timeline
 from xstilts.serve.settings import Settings
 
 log = logging.getLogger("xstilts.serve")
@@ -107,6 +108,7 @@ class Job:
 
     items: list[EncodedItem]
     future: asyncio.Future
+    timeline: Timeline | None = None
     logits: list[np.ndarray | None] = field(default_factory=list)
     remaining: int = 0
     cancelled: bool = False
@@ -176,8 +178,9 @@ class Batcher:
         self._wakeup = asyncio.Event()
         self._task = asyncio.get_running_loop().create_task(self._work(), name=f"batcher-{self.name}")
 
-    async def submit(self, items: list[EncodedItem]) -> list[np.ndarray]:
-        """Queue ``items`` and wait for their logits (one array per item); raises :class:`QueueFull` at once."""
+    async def submit(self, items: list[EncodedItem], timeline: Timeline | None = None) -> list[np.ndarray]:
+        """Queue ``items`` and wait for their logits (one array per item); raises :class:`QueueFull` at once.
+        ``timeline``, when given, is filled with the times and sizes of the batches the items travel in."""
         if self.closed or self._wakeup is None:
             raise BatcherClosed(f"model {self.name} is not running")
         if len(self.queue) + len(items) > self.max_queue_size:
@@ -185,7 +188,7 @@ class Batcher:
                 f"model {self.name} has {len(self.queue)} items queued (at most {self.max_queue_size}): retry later",
                 self.retry_after(len(items)),
             )
-        job = Job(items, asyncio.get_running_loop().create_future())
+        job = Job(items, asyncio.get_running_loop().create_future(), timeline)
         now = time.monotonic()
         self.queue.extend(Entry(job, index, now, self.busy) for index in range(len(items)))
         self.observer.queue_depth(len(self.queue))
@@ -220,6 +223,9 @@ class Batcher:
             started = time.monotonic()
             for entry in batch:
                 self.observer.queued(started - entry.enqueued)
+            timelines = {id(e.job.timeline): e.job.timeline for e in batch if e.job.timeline is not None}
+            for timeline in timelines.values():
+                timeline.batch_started(len(batch))
             try:
                 rows = await loop.run_in_executor(self._executor, self._run, [e.item for e in batch])
             except asyncio.CancelledError:
@@ -232,6 +238,8 @@ class Batcher:
                 self._deliver(batch, rows)
             finally:
                 self.busy = False
+                for timeline in timelines.values():
+                    timeline.batch_finished()
             rate = len(batch) / max(time.monotonic() - started, 1e-6)
             self.items_per_second = rate if self.items_per_second == 0 else 0.8 * self.items_per_second + 0.2 * rate
 

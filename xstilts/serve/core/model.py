@@ -32,6 +32,7 @@ from xstilts.serve.core.probabilities import softmax
 from xstilts.serve.core.repository import PlannedModel
 from xstilts.serve.core.spans import Pair, Spans
 from xstilts.serve.core.tagging import Tagged, TagItem
+from xstilts.serve.core.tracing import TOKENIZE, Timeline, tracer
 from xstilts.tasks.encoding import Segments
 
 # requests with more text than this are tokenized off the event loop (about a millisecond of work)
@@ -144,15 +145,20 @@ class ServedModel:
     async def _tokenize(self, tokenize: Callable[[], T], characters: int) -> T:
         """Short requests are tokenized on the event loop (a text pair takes a fraction of a millisecond); long
         ones in a tokenizer thread, so that they do not hold up every other request."""
-        if characters > INLINE_CHARACTERS and self.tokenizer_pool is not None:
-            return await asyncio.get_running_loop().run_in_executor(self.tokenizer_pool, self._timed, tokenize)
-        return self._timed(tokenize)
+        with tracer().span(TOKENIZE, characters=characters):
+            if characters > INLINE_CHARACTERS and self.tokenizer_pool is not None:
+                return await asyncio.get_running_loop().run_in_executor(self.tokenizer_pool, self._timed, tokenize)
+            return self._timed(tokenize)
 
     async def _submit(self, encoded: list[EncodedItem]) -> list[np.ndarray]:
-        """Queue the encoded items and wait for their batches: each item's output rows."""
+        """Queue the encoded items and wait for their batches: each item's output rows (traced as the request's
+        ``queue`` and ``inference`` spans)."""
         assert self.batcher is not None
+        timeline = Timeline()
         try:
-            return await self.batcher.submit(encoded)
+            rows = await self.batcher.submit(encoded, timeline)
+            timeline.report(tracer())
+            return rows
         except QueueFull as exc:
             raise overloaded(str(exc), exc.retry_after) from None
         except BatcherClosed as exc:

@@ -2,7 +2,9 @@
 
 Models load in the background once the server listens, so liveness answers while a large model (or a TensorRT
 engine build) takes its time; readiness turns true when every model is loaded. On shutdown readiness turns
-false at once and new inference gets 503, while requests already in flight finish.
+false at once and new inference gets 503, while requests already in flight finish (:mod:`.server` drains).
+Every request gets an id and, with tracing on, a span (:mod:`.middleware`). With a gRPC port set, the lifespan
+also runs the v2 gRPC service (:mod:`xstilts.serve.grpc`) on the same event loop, models and limits.
 """
 
 from __future__ import annotations
@@ -10,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import secrets
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -24,11 +25,15 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
 from xstilts import __version__
-from xstilts.serve.core.errors import ErrorKind, ServeError, internal, invalid, unauthorized, unavailable
+from xstilts.serve.core.auth import authorize
+from xstilts.serve.core.errors import ErrorKind, ServeError, internal, invalid, unavailable
 from xstilts.serve.core.state import ServerState
+from xstilts.serve.core.tracing import NO_TRACER, Tracer
+from xstilts.serve.drain import Drain
 from xstilts.serve.http.bodies import json_response
 from xstilts.serve.http.errors import error_body, error_response, kind_of, openapi_errors
 from xstilts.serve.http.metrics import Metrics
+from xstilts.serve.http.middleware import RequestContext
 from xstilts.serve.http.openai_api import routes as openai_api
 from xstilts.serve.http.openai_api.protocol import EmbeddingsRequest
 from xstilts.serve.http.v1 import routes as v1
@@ -52,11 +57,7 @@ BEARER = Security(bearer)
 
 async def require_key(request: Request, credentials: HTTPAuthorizationCredentials | None = BEARER) -> None:
     """401 unless the bearer token matches the configured key (no key configured: open)."""
-    key = request.app.state.xstilts.api_key
-    if key is None:
-        return
-    if credentials is None or not secrets.compare_digest(credentials.credentials.encode(), key.encode()):
-        raise unauthorized()
+    authorize(request.app.state.xstilts.api_key, credentials.credentials if credentials is not None else None)
 
 
 def _openapi(app: FastAPI) -> Callable[[], dict[str, Any]]:
@@ -82,10 +83,21 @@ def _openapi(app: FastAPI) -> Callable[[], dict[str, Any]]:
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     state: ServerState = app.state.xstilts
     loading = asyncio.create_task(state.load(), name="load-models")
+    grpc = None
+    if state.settings.grpc_port is not None:
+        from xstilts.serve.grpc.server import start_grpc
+
+        grpc = await start_grpc(state, app.state.metrics, app.state.drain, app.state.tracer)
+    app.state.grpc = grpc  # its port, for those who asked for port 0
     try:
         yield
     finally:
         state.begin_drain()
+        if grpc is not None:
+            await grpc.stop(app.state.drain)
+        shutdown = getattr(app.state.tracer, "shutdown", None)
+        if shutdown is not None:  # send the spans still buffered
+            await asyncio.to_thread(shutdown)
         if not loading.done():
             loading.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -93,9 +105,14 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await state.close()
 
 
-def create_app(state: ServerState) -> FastAPI:
-    """The application for ``state`` (its settings decide auth and limits)."""
+def create_app(state: ServerState, tracer: Tracer | None = None) -> FastAPI:
+    """The application for ``state`` (its settings decide auth, limits, gRPC and tracing); ``tracer`` replaces the
+    one the settings give (tests pass one that keeps its spans in memory)."""
     settings = state.settings
+    if tracer is None:
+        from xstilts.serve.tracing import tracer_from_settings
+
+        tracer = tracer_from_settings(settings) or NO_TRACER
     app = FastAPI(
         title="xstilts",
         version=__version__,
@@ -108,6 +125,9 @@ def create_app(state: ServerState) -> FastAPI:
     )
     app.state.xstilts = state
     app.state.metrics = Metrics()
+    app.state.drain = Drain(settings.drain_seconds)
+    app.state.tracer = tracer
+    app.add_middleware(RequestContext, state=state, drain=app.state.drain, tracer=tracer)
     state.observe(app.state.metrics)
     # the key check (and its OpenAPI security scheme) only exist when a key is configured
     api_auth = [Depends(require_key)] if state.api_key is not None else []

@@ -1,7 +1,8 @@
 """The one place an error kind becomes an HTTP status, and the error body every route writes.
 
-Every error is ``{"error": "one-line message", "error_type": "<kind>"}`` (the Open Inference Protocol's error
-object, plus the kind), on both APIs, the probes, auth and the routes the server does not have alike.
+Every error is ``{"error": "one-line message", "error_type": "<kind>", "request_id": "<id>"}`` (the Open Inference
+Protocol's error object, plus the kind and the request's id), on both APIs, the probes, auth and the routes the
+server does not have alike.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from typing import Any
 from pydantic import BaseModel
 from starlette.responses import Response
 
+from xstilts.serve.core import request_ids
 from xstilts.serve.core.errors import ErrorKind, ServeError
 from xstilts.serve.http.bodies import json_response
 
@@ -37,10 +39,12 @@ STATUSES: dict[ErrorKind, tuple[int, str]] = {
 
 
 class ErrorBody(BaseModel):
-    """Every error, on every route: the Open Inference Protocol's error object, plus the kind of error."""
+    """Every error, on every route: the Open Inference Protocol's error object, plus the kind of error and the
+    request's id (the client's ``X-Request-Id``, or the one the server gave it, as in the response's header)."""
 
     error: str
     error_type: ErrorKind
+    request_id: str | None = None
 
 
 def status_of(kind: ErrorKind) -> int:
@@ -56,12 +60,19 @@ def kind_of(status: int) -> ErrorKind:
 
 
 def error_body(kind: ErrorKind, message: str) -> dict[str, str]:
-    return {"error": message, "error_type": kind.value}
+    body = {"error": message, "error_type": kind.value}
+    request_id = request_ids.current()
+    if request_id is not None:
+        body["request_id"] = request_id
+    return body
 
 
 def error_response(exc: ServeError) -> Response:
     """The JSON error for ``exc``, with ``Retry-After`` when it says when to retry and the auth challenge on 401."""
     headers: dict[str, str] = {}
+    request_id = request_ids.current()
+    if request_id is not None:  # an error answered outside the request middleware still names its request
+        headers[request_ids.HEADER] = request_id
     if exc.retry_after is not None:
         headers["Retry-After"] = str(exc.retry_after)
     if exc.kind is ErrorKind.UNAUTHORIZED:

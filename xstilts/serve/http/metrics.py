@@ -14,8 +14,9 @@
 | ``xstilts_model_info`` | gauge (1) | model, variant, provider, precision | what is loaded, on which provider |
 | ``xstilts_ready`` | gauge | | 1 when every model is loaded and the server is not draining |
 
-``endpoint`` is ``v1_predict``, ``v1_embed``, ``openai_embeddings`` or ``v2_infer``; ``model`` is empty for names
-that are not served (404s), so that unknown names cannot grow the label set.
+``endpoint`` is ``v1_predict``, ``v1_embed``, ``openai_embeddings``, ``v2_infer`` or ``grpc_infer`` (whose
+``status`` is the HTTP status of the same error kind, so that one query covers both transports); ``model`` is
+empty for names that are not served (404s), so that unknown names cannot grow the label set.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ V1_PREDICT = "v1_predict"
 V1_EMBED = "v1_embed"
 OPENAI_EMBEDDINGS = "openai_embeddings"
 V2_INFER = "v2_infer"
+GRPC_INFER = "grpc_infer"  # ModelInfer over gRPC; its status label is the HTTP status of the same error kind
 
 
 class Metrics:

@@ -1,5 +1,6 @@
 """What every inference route shares: the server state and metrics of a request, and :func:`answer`, which runs
-an inference handler with the draining check, the model lookup, error mapping and request metrics."""
+an inference handler with the draining check, the model lookup, error mapping and request metrics
+(:func:`observed`: the same for any transport; the gRPC service calls it too)."""
 
 from __future__ import annotations
 
@@ -40,7 +41,14 @@ async def answer(request: Request, name: str, endpoint: str, handler: Callable[[
 
     A core error goes on to the app's error handler; any other exception is logged and becomes ``internal``.
     """
-    state, metrics = state_of(request), metrics_of(request)
+    return await observed(state_of(request), metrics_of(request), name, endpoint, handler)
+
+
+async def observed(
+    state: ServerState, metrics: Metrics, name: str, endpoint: str, handler: Callable[[ServedModel], Awaitable[R]]
+) -> R:
+    """:func:`answer` without the HTTP request: any transport's inference, with the same checks and metrics (the
+    ``status`` label is the HTTP status of the outcome's error kind, whichever transport answered)."""
     started = time.perf_counter()
     label = name if name in state.models else ""  # unknown names cannot grow the label set
     in_flight = metrics.in_flight.labels(label)

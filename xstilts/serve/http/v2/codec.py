@@ -111,6 +111,11 @@ def _flatten(data: Any) -> Iterator[Any]:
             yield value
 
 
+def pack_texts(texts: list[bytes]) -> bytes:
+    """Triton's BYTES serialization of ``texts`` (what :func:`_unpack_bytes` reads)."""
+    return b"".join(struct.pack("<I", len(t)) + t for t in texts)
+
+
 def _unpack_bytes(raw: bytes, name: str) -> list[bytes]:
     """Triton's BYTES serialization: each element a little-endian uint32 length, then that many bytes."""
     elements, offset = [], 0
@@ -306,9 +311,19 @@ def output_tensors(
     }
 
 
-def _pack(datatype: str, values: list, array: np.ndarray | None) -> bytes:
+def chosen_outputs(model: ServedModel, tensors: dict[str, tuple], wanted: list[str]) -> list[str]:
+    """The outputs a request asked for (all when it named none), each one the model has."""
+    names = wanted or list(tensors)
+    unknown = [n for n in names if n not in tensors]
+    if unknown:
+        raise invalid(f"{model.name} has no output {', '.join(unknown)}; its outputs are {', '.join(tensors)}")
+    return names
+
+
+def pack(datatype: str, values: list, array: np.ndarray | None) -> bytes:
+    """A tensor's raw bytes: Triton's BYTES serialization, or the little-endian array."""
     if datatype == "BYTES":
-        return b"".join(struct.pack("<I", len(b)) + b for b in (v.encode("utf-8") for v in values))
+        return pack_texts([v.encode("utf-8") for v in values])
     assert array is not None
     return np.ascontiguousarray(array).astype(array.dtype.newbyteorder("<"), copy=False).tobytes()
 
@@ -322,10 +337,7 @@ def infer_response(
 ) -> Response:
     tensors = output_tensors(model, outcome, items)
     wanted = request.outputs or []
-    names = [o.name for o in wanted] or list(tensors)
-    unknown = [n for n in names if n not in tensors]
-    if unknown:
-        raise invalid(f"{model.name} has no output {', '.join(unknown)}; its outputs are {', '.join(tensors)}")
+    names = chosen_outputs(model, tensors, [o.name for o in wanted])
     binary_all = _flag((request.parameters or {}).get("binary_data_output"))
     per_output = {o.name: (o.parameters or {}).get("binary_data") for o in wanted}
     outputs, sections = [], []
@@ -334,7 +346,7 @@ def infer_response(
         binary = _flag(per_output[name]) if per_output.get(name) is not None else binary_all
         entry: dict[str, Any] = {"name": name, "datatype": datatype, "shape": shape}
         if binary:
-            packed = _pack(datatype, values, array)
+            packed = pack(datatype, values, array)
             entry["parameters"] = {"binary_data_size": len(packed)}
             sections.append(packed)
         else:

@@ -13,16 +13,15 @@ from fastapi import APIRouter, Path, Request
 from starlette.responses import Response
 
 from xstilts import __version__
-from xstilts.contracts.kinds import TaskKind
-from xstilts.serve.core.model import Embeddings, Outcome, ServedModel
-from xstilts.serve.core.spans import Spans
-from xstilts.serve.core.tagging import Tagged, TagItem
+from xstilts.serve.core.model import ServedModel
+from xstilts.serve.core.tracing import ENCODE, tracer
 from xstilts.serve.http.bodies import JSON, json_response, parse, read_body
 from xstilts.serve.http.metrics import V2_INFER
 from xstilts.serve.http.routing import answer, model_name_parameter, state_of
-from xstilts.serve.http.v2.codec import check_version, decode_items, infer_response, metadata, split_header
+from xstilts.serve.http.v2.codec import check_version, infer_response, metadata, split_header
 from xstilts.serve.http.v2.protocol import (
     EXTENSIONS,
+    SERVER_NAME,
     InferenceRequest,
     InferenceResponse,
     ModelMetadata,
@@ -31,6 +30,7 @@ from xstilts.serve.http.v2.protocol import (
     ServerMetadata,
     ServerReady,
 )
+from xstilts.serve.http.v2.serving import run_inference
 
 
 def build_router(
@@ -69,7 +69,7 @@ def build_router(
 
     @router.get("", response_model=ServerMetadata, summary="Server metadata", **api)
     async def server_metadata() -> ServerMetadata:
-        return ServerMetadata(name="xstilts", version=__version__, extensions=EXTENSIONS)
+        return ServerMetadata(name=SERVER_NAME, version=__version__, extensions=EXTENSIONS)
 
     async def _model_metadata(request: Request, name: str, version: str | None) -> ModelMetadata:
         model = state_of(request).get(name)
@@ -123,17 +123,9 @@ def build_router(
             body = await read_body(request, state.settings.max_body_bytes)
             header, binary = split_header(request, body)
             inference = parse(InferenceRequest, header)
-            items = decode_items(model, inference, binary, state.settings.max_items)
-            outcome: Outcome | Embeddings | Spans | list[Tagged]
-            if model.manifest.kind is TaskKind.SPAN_QA:
-                outcome = await model.answer(items.pairs, 1, state.settings.max_windows)
-            elif model.embedding is not None:
-                outcome = await model.embed(items.texts)
-            elif model.tagging:
-                outcome = await model.tag([TagItem.from_text(text) for text in items.texts])
-            else:
-                outcome = await model.infer(items.segments)
-            return infer_response(model, inference, outcome, items)
+            items, outcome = await run_inference(model, inference, binary, state.settings)
+            with tracer().span(ENCODE):
+                return infer_response(model, inference, outcome, items)
 
         return await answer(request, name, V2_INFER, handle)
 
