@@ -163,16 +163,32 @@ def pod_claims(pod_spec: dict) -> set[str]:
 @dataclass
 class Stage:
     name: str
-    base: str
+    base: str  # with the global build arguments' defaults filled in: what a plain `docker build` uses
     instructions: list[tuple[str, str]] = field(default_factory=list)  # (INSTRUCTION, arguments)
+    written_base: str = ""  # the FROM argument as written, e.g. ``${PYTHON_IMAGE}``
 
     def args(self, instruction: str) -> list[str]:
         return [a for i, a in self.instructions if i == instruction]
 
 
+def global_args(text: str | None = None) -> dict[str, str]:
+    """The build arguments declared before the first FROM, with their defaults (the only ones FROM can use)."""
+    defaults: dict[str, str] = {}
+    for line in (DOCKERFILE.read_text() if text is None else text).splitlines():
+        words = line.split(maxsplit=1)
+        if words and words[0].upper() == "FROM":
+            break
+        if len(words) == 2 and words[0].upper() == "ARG":
+            name, _, default = words[1].strip().partition("=")
+            defaults[name] = default
+    return defaults
+
+
 def dockerfile_stages(text: str | None = None) -> dict[str, Stage]:
-    """The Dockerfile's stages by name (unnamed stages by index), line continuations joined, comments dropped."""
+    """The Dockerfile's stages by name (unnamed stages by index), line continuations joined, comments dropped;
+    each stage's base with the global build arguments' defaults substituted."""
     text = DOCKERFILE.read_text() if text is None else text
+    defaults = global_args(text)
     logical: list[str] = []
     current = ""
     for raw in text.splitlines():
@@ -195,7 +211,8 @@ def dockerfile_stages(text: str | None = None) -> dict[str, Stage]:
             parts = arguments.split()
             parts = [p for p in parts if not p.startswith("--platform")]
             name = parts[2] if len(parts) >= 3 and parts[1].upper() == "AS" else str(len(stages))
-            stage = Stage(name=name, base=parts[0])
+            base = re.sub(r"\$\{(\w+)\}|\$(\w+)", lambda m: defaults.get(m[1] or m[2], m[0]), parts[0])
+            stage = Stage(name=name, base=base, written_base=parts[0])
             stages[name] = stage
         elif stage is not None:
             stage.instructions.append((instruction, arguments.strip()))
