@@ -23,6 +23,11 @@ K8S = ROOT / "k8s"
 DOCKERFILE = ROOT / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"
 DASHBOARD = K8S / "monitoring" / "xstilts-dashboard.json"
+PROMETHEUS_RULE = K8S / "monitoring" / "prometheusrule.yaml"
+PROMETHEUS_DIR = ROOT / "deploy" / "prometheus"
+PROMETHEUS_CONFIG = PROMETHEUS_DIR / "prometheus.yml"
+ALERT_RULES = PROMETHEUS_DIR / "alerts.yml"
+ALERT_TESTS = PROMETHEUS_DIR / "alerts.test.yml"
 ADAPTER_VALUES = K8S / "monitoring" / "prometheus-adapter-values.yaml"
 SERVE_PACKAGE = ROOT / "xstilts" / "serve"
 
@@ -32,7 +37,7 @@ SERVE_PACKAGE = ROOT / "xstilts" / "serve"
 K8S_VERSIONS = ("1.30.0", "latest")
 
 # Custom resources have no schema in kubernetes-validate; each kind listed here is checked by its own test instead.
-CRD_KINDS = {("monitoring.coreos.com/v1", "ServiceMonitor")}
+CRD_KINDS = {("monitoring.coreos.com/v1", "ServiceMonitor"), ("monitoring.coreos.com/v1", "PrometheusRule")}
 
 # The server contract: every setting's environment variable, and the metrics with their types.
 SETTINGS_ENV = [
@@ -70,6 +75,8 @@ CONTRACT_METRICS = {
     "xstilts_model_info": "gauge",
     "xstilts_ready": "gauge",
 }
+# the series Prometheus stores for each metric type
+SUFFIXES = {"counter": ("",), "gauge": ("",), "histogram": ("_bucket", "_sum", "_count")}
 CONTRACT_ROUTES = {
     "/healthz",
     "/readyz",
@@ -284,3 +291,16 @@ def server_routes() -> set[str]:
     OpenAPI schema, since FastAPI keeps included routers as opaque objects in ``app.routes``)."""
     app, _ = build_app({"XSTILTS_REPOSITORY": str(ROOT / "deploy" / "models")})
     return ({getattr(route, "path", "") for route in app.routes} | set(app.openapi()["paths"])) - {""}
+
+
+def exported_series() -> dict[str, str]:
+    """Series name -> type, from the server's own metrics registry (which must hold the contract's metrics)."""
+    from xstilts.serve.http.metrics import Metrics
+
+    families = {}
+    for family in Metrics().registry.collect():
+        name = family.name + ("_total" if family.type == "counter" else "")
+        families[name] = family.type
+    missing = CONTRACT_METRICS.items() - families.items()
+    assert not missing, f"the server does not export these contract metrics (name, type): {sorted(missing)}"
+    return {name + suffix: kind for name, kind in families.items() for suffix in SUFFIXES[kind]}
