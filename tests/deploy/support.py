@@ -37,7 +37,12 @@ SERVE_PACKAGE = ROOT / "xstilts" / "serve"
 K8S_VERSIONS = ("1.30.0", "latest")
 
 # Custom resources have no schema in kubernetes-validate; each kind listed here is checked by its own test instead.
-CRD_KINDS = {("monitoring.coreos.com/v1", "ServiceMonitor"), ("monitoring.coreos.com/v1", "PrometheusRule")}
+CRD_KINDS = {
+    ("monitoring.coreos.com/v1", "ServiceMonitor"),
+    ("monitoring.coreos.com/v1", "PrometheusRule"),
+    ("serving.kserve.io/v1alpha1", "ClusterServingRuntime"),
+    ("serving.kserve.io/v1beta1", "InferenceService"),
+}
 
 # The server contract: every setting's environment variable, and the metrics with their types.
 SETTINGS_ENV = [
