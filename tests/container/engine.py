@@ -234,3 +234,28 @@ def build_target(engine: Engine, target: str, tag: str, build_args: dict[str, st
     started = time.monotonic()
     engine.run("build", "--target", target, *args, "--tag", tag, str(ROOT), timeout=timeout)
     return time.monotonic() - started
+
+
+PROMETHEUS_STANDIN = "xstilts-standin/prometheus"
+PROMETHEUS_DOCKERFILE = """ARG BASE
+FROM ${BASE}
+COPY prometheus /bin/prometheus
+RUN mkdir -p /prometheus && chown 65534:65534 /prometheus
+USER 65534:65534
+ENTRYPOINT ["/bin/prometheus"]
+"""
+
+
+def build_prometheus_standin(engine: Engine, base: str, binary: Path) -> str:
+    """A stand-in for the ``prom/prometheus`` image: this machine's Debian ``prometheus`` binary on the stand-in
+    base, laid out as the real image is (``/bin/prometheus`` as the entrypoint, ``/prometheus`` writable by
+    ``nobody``, who runs it). Built with the engine's layer cache, so a second build takes a second."""
+    digest = hashlib.sha256(base.encode() + binary.read_bytes()).hexdigest()[:12]
+    tag = f"{PROMETHEUS_STANDIN}:{digest}"
+    if engine.has_image(tag):
+        return tag
+    with tempfile.TemporaryDirectory(prefix="xstilts-prometheus-") as context:
+        shutil.copy(binary, Path(context) / "prometheus")
+        (Path(context) / "Dockerfile").write_text(PROMETHEUS_DOCKERFILE)
+        engine.run("build", "--build-arg", f"BASE={base}", "--tag", tag, context, timeout=300)
+    return tag
