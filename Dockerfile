@@ -34,9 +34,14 @@ ENV PIP_NO_CACHE_DIR=1 \
 WORKDIR /src
 RUN python -m venv /opt/venv
 COPY pyproject.toml ./
-COPY xstilts ./xstilts
 # The CPU server: base dependencies + the `serve` extra (onnxruntime, tokenizers, FastAPI, uvicorn, ...). No torch.
-RUN pip install --no-cache-dir "./[serve]"
+# Dependencies first, in a layer that only pyproject.toml invalidates (installed with an empty placeholder package),
+# so that a change to the sources rebuilds in seconds; then the real package replaces the placeholder.
+RUN mkdir xstilts && touch xstilts/__init__.py \
+    && pip install --no-cache-dir "./[serve]" \
+    && rm -rf xstilts build
+COPY xstilts ./xstilts
+RUN pip install --no-cache-dir --no-deps --force-reinstall .
 
 FROM ${PYTHON_IMAGE} AS serve-cpu
 ARG MODEL_BUNDLES=deploy/models

@@ -38,6 +38,7 @@ STANDIN_REPOSITORY = "xstilts-standin/python"
 STANDIN_PIP_CONF = "[global]\nindex-url = https://pypi.org/simple\ncert = /etc/ssl/certs/ca-certificates.crt\n"
 LABEL = "io.xstilts.test"  # on every container the tests run, so that leftovers of a killed run can be removed
 SERVE_IMAGE = "xstilts-serve-cpu:0.1.0"  # the tag docs/deploy.md and compose.yaml use
+CACHE_HOURS = 72  # untagged images (superseded builds, builder stages) older than this are pruned at start
 
 
 def cache_root() -> Path:
@@ -154,11 +155,13 @@ class Engine:
         return json.loads(self.run("inspect", name).stdout)[0]
 
     def remove_leftovers(self) -> None:
-        """Containers a killed earlier run left behind (they hold names and ports), and dangling images."""
+        """Containers a killed earlier run left behind (they hold names and ports), and untagged images older than
+        a few days (earlier builds). Recent ones stay: a multi-stage build's builder stage is an untagged image
+        too, and the next build's layer cache."""
         ids = self.run("ps", "-aq", "--filter", f"label={LABEL}").stdout.split()
         if ids:
             self.run("rm", "-f", *ids, check=False)
-        self.run("image", "prune", "-f", check=False, timeout=300)
+        self.run("image", "prune", "--force", "--filter", f"until={CACHE_HOURS}h", check=False, timeout=300)
 
 
 def host_ca_bundle() -> Path:

@@ -211,10 +211,27 @@ def scraped(
 
 def test_prometheus_scrapes_the_server(scraped: tuple[ServerProcess, Prometheus]) -> None:
     server, prometheus = scraped
+    # scraped once before the requests, so that rate() sees them arrive (a counter's first sample has no increase)
+    (up,) = prometheus.wait('up{job="xstilts"}', lambda r: len(r) == 1 and r[0]["value"][1] == "1")
+    host = server.url.removeprefix("http://").split(":")[0]
+    assert up["value"][1] == "1"  # a synthetic series: the target labels show
+    assert {k: up["metric"][k] for k in ("service", "endpoint", "pod")} == {
+        "service": "xstilts",
+        "endpoint": "http",
+        "pod": host,
+    }, up["metric"]
+
+    query = 'sum by (endpoint, status) (xstilts_requests_total{job="xstilts", model="tiny-xnli"})'
+
+    def counts(result: list[dict]) -> dict[tuple[str, str], float]:
+        return {(r["metric"]["endpoint"], r["metric"]["status"]): float(r["value"][1]) for r in result}
+
     with httpx.Client(base_url=server.url, timeout=60) as client:
         for index in range(12):
             body = {"inputs": [{"text": f"Request {index}.", "text_pair": "A pair."}]}
             assert client.post("/v1/models/tiny-xnli/predict", json=body).status_code == 200
+            if index == 0:  # the server creates a series at its first observation: let Prometheus see it at 1 first
+                prometheus.wait(query, lambda r: counts(r) == {("v1_predict", "200"): 1.0})
         v2 = {
             "inputs": [
                 {"name": "text_a", "shape": [1], "datatype": "BYTES", "data": ["One text."]},
@@ -225,24 +242,9 @@ def test_prometheus_scrapes_the_server(scraped: tuple[ServerProcess, Prometheus]
             assert client.post("/v2/models/tiny-xnli/infer", json=v2).status_code == 200
         assert client.post("/v1/models/tiny-xnli/predict", json={"inputs": []}).status_code == 422
 
-    def counts(result: list[dict]) -> dict[tuple[str, str], float]:
-        return {(r["metric"]["endpoint"], r["metric"]["status"]): float(r["value"][1]) for r in result}
-
     expected = {("v1_predict", "200"): 12.0, ("v2_infer", "200"): 3.0, ("v1_predict", "422"): 1.0}
-    result = prometheus.wait(
-        'sum by (endpoint, status) (xstilts_requests_total{job="xstilts", model="tiny-xnli"})',
-        lambda r: counts(r) == expected,
-    )
+    result = prometheus.wait(query, lambda r: counts(r) == expected)
     assert counts(result) == expected
-
-    (up,) = prometheus.wait('up{job="xstilts"}', lambda r: len(r) == 1)
-    host = server.url.removeprefix("http://").split(":")[0]
-    assert up["value"][1] == "1"  # a synthetic series: the target labels show
-    assert {k: up["metric"][k] for k in ("service", "endpoint", "pod")} == {
-        "service": "xstilts",
-        "endpoint": "http",
-        "pod": host,
-    }, up["metric"]
 
     p99 = (
         "histogram_quantile(0.99, sum by (le) "
