@@ -33,6 +33,8 @@ from tests.helpers import unavailable
 from tests.serve.conftest import ServerProcess
 from xstilts.bench.servers import free_port
 
+# generous waits (never asserted durations): on a loaded 2-core machine the server took over 90 s to be ready
+SLOW_MACHINE_S = 300.0
 HINT = "install Debian's prometheus package (.ci/install-system-deps) or set {env}"
 # a comparison with a constant that ends a rule's expression: its threshold
 THRESHOLD = re.compile(r"\s*(==|!=|>=|<=|>|<)\s*[\d.]+\s*$")
@@ -200,13 +202,13 @@ def scraped(
 ) -> Iterator[tuple[ServerProcess, Prometheus]]:
     binary = tool("prometheus")
     folder = tmp_path_factory.mktemp("prometheus")
-    server = ServerProcess(tiny_repository, folder / "server.log").start()
+    server = ServerProcess(tiny_repository, folder / "server.log").start(timeout=SLOW_MACHINE_S)
     prometheus = Prometheus(binary, server.url.removeprefix("http://"), folder)
     try:
         yield server, prometheus
     finally:
         prometheus.stop()
-        assert server.stop() == 0, server.logs()
+        assert server.stop(timeout=SLOW_MACHINE_S) == 0, server.logs()
 
 
 def test_prometheus_scrapes_the_server(scraped: tuple[ServerProcess, Prometheus]) -> None:
