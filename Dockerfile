@@ -1,5 +1,3 @@
-# syntax=docker/dockerfile:1
-#
 # xstilts images. Build one target at a time from the repository root (docs/deploy.md has the commands):
 #
 #   serve-cpu  slim Python 3.12 with the `serve` extra (onnxruntime CPU, tokenizers, FastAPI); no torch; non-root
@@ -16,22 +14,36 @@
 # Versions are pinned here on purpose: the base images by tag, TensorRT by exact version, Ubuntu's Python by its
 # upstream version (3.12.3, with any Ubuntu security rebuild of it); the Python dependencies come from the
 # extras in pyproject.toml (onnxruntime and onnxruntime-gpu are pinned exactly there).
+#
+# The base images are build arguments whose defaults are the real, pinned images: a plain `docker build` uses them.
+# A machine without a registry passes a local stand-in instead (`--build-arg PYTHON_IMAGE=...`; tests/container
+# builds a Debian one). There is deliberately no `# syntax=docker/dockerfile:1` line: it makes BuildKit pull a
+# frontend image before building, which fails without a registry; nothing here needs a newer frontend's features.
+ARG PYTHON_IMAGE=python:3.12.12-slim-trixie
+ARG CUDA_IMAGE=nvidia/cuda:13.0.2-cudnn-runtime-ubuntu24.04
+ARG BUSYBOX_IMAGE=busybox:1.37.0
+ARG PYTORCH_IMAGE=pytorch/pytorch:2.13.0-cuda13.2-cudnn9-runtime
 
 # ---------------------------------------------------------------------------------------------------------------------
 # serve-cpu
 # ---------------------------------------------------------------------------------------------------------------------
-FROM python:3.12.12-slim-trixie AS cpu-builder
+FROM ${PYTHON_IMAGE} AS cpu-builder
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PATH=/opt/venv/bin:$PATH
 WORKDIR /src
 RUN python -m venv /opt/venv
 COPY pyproject.toml ./
-COPY xstilts ./xstilts
 # The CPU server: base dependencies + the `serve` extra (onnxruntime, tokenizers, FastAPI, uvicorn, ...). No torch.
-RUN pip install --no-cache-dir "./[serve]"
+# Dependencies first, in a layer that only pyproject.toml invalidates (installed with an empty placeholder package),
+# so that a change to the sources rebuilds in seconds; then the real package replaces the placeholder.
+RUN mkdir xstilts && touch xstilts/__init__.py \
+    && pip install --no-cache-dir "./[serve]" \
+    && rm -rf xstilts build
+COPY xstilts ./xstilts
+RUN pip install --no-cache-dir --no-deps --force-reinstall .
 
-FROM python:3.12.12-slim-trixie AS serve-cpu
+FROM ${PYTHON_IMAGE} AS serve-cpu
 ARG MODEL_BUNDLES=deploy/models
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
@@ -58,7 +70,7 @@ CMD ["serve"]
 # ---------------------------------------------------------------------------------------------------------------------
 # serve-gpu
 # ---------------------------------------------------------------------------------------------------------------------
-FROM nvidia/cuda:13.0.2-cudnn-runtime-ubuntu24.04 AS gpu-base
+FROM ${CUDA_IMAGE} AS gpu-base
 ENV DEBIAN_FRONTEND=noninteractive
 # Ubuntu 24.04's own Python 3.12; the version is pinned to upstream 3.12.3 while admitting Ubuntu's security rebuilds.
 RUN apt-get update \
@@ -115,7 +127,7 @@ CMD ["serve"]
 # ---------------------------------------------------------------------------------------------------------------------
 # bundles: a model repository alone, for an init container that copies it into a pod (k8s/examples/models-init-container)
 # ---------------------------------------------------------------------------------------------------------------------
-FROM busybox:1.37.0 AS bundles
+FROM ${BUSYBOX_IMAGE} AS bundles
 ARG MODEL_BUNDLES=deploy/models
 COPY ${MODEL_BUNDLES} /models
 USER 10001:10001
@@ -123,7 +135,7 @@ USER 10001:10001
 # ---------------------------------------------------------------------------------------------------------------------
 # train (also runs `xstilts export`)
 # ---------------------------------------------------------------------------------------------------------------------
-FROM pytorch/pytorch:2.13.0-cuda13.2-cudnn9-runtime AS train
+FROM ${PYTORCH_IMAGE} AS train
 # The base image's torch 2.13.0 (CUDA 13.2 build) satisfies the `train` extra's torch==2.13.0, so pip keeps it.
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \

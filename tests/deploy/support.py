@@ -23,6 +23,11 @@ K8S = ROOT / "k8s"
 DOCKERFILE = ROOT / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"
 DASHBOARD = K8S / "monitoring" / "xstilts-dashboard.json"
+PROMETHEUS_RULE = K8S / "monitoring" / "prometheusrule.yaml"
+PROMETHEUS_DIR = ROOT / "deploy" / "prometheus"
+PROMETHEUS_CONFIG = PROMETHEUS_DIR / "prometheus.yml"
+ALERT_RULES = PROMETHEUS_DIR / "alerts.yml"
+ALERT_TESTS = PROMETHEUS_DIR / "alerts.test.yml"
 ADAPTER_VALUES = K8S / "monitoring" / "prometheus-adapter-values.yaml"
 SERVE_PACKAGE = ROOT / "xstilts" / "serve"
 
@@ -32,7 +37,12 @@ SERVE_PACKAGE = ROOT / "xstilts" / "serve"
 K8S_VERSIONS = ("1.30.0", "latest")
 
 # Custom resources have no schema in kubernetes-validate; each kind listed here is checked by its own test instead.
-CRD_KINDS = {("monitoring.coreos.com/v1", "ServiceMonitor")}
+CRD_KINDS = {
+    ("monitoring.coreos.com/v1", "ServiceMonitor"),
+    ("monitoring.coreos.com/v1", "PrometheusRule"),
+    ("serving.kserve.io/v1alpha1", "ClusterServingRuntime"),
+    ("serving.kserve.io/v1beta1", "InferenceService"),
+}
 
 # The server contract: every setting's environment variable, and the metrics with their types.
 SETTINGS_ENV = [
@@ -74,6 +84,8 @@ CONTRACT_METRICS = {
     "xstilts_model_info": "gauge",
     "xstilts_ready": "gauge",
 }
+# the series Prometheus stores for each metric type
+SUFFIXES = {"counter": ("",), "gauge": ("",), "histogram": ("_bucket", "_sum", "_count")}
 CONTRACT_ROUTES = {
     "/healthz",
     "/readyz",
@@ -167,16 +179,32 @@ def pod_claims(pod_spec: dict) -> set[str]:
 @dataclass
 class Stage:
     name: str
-    base: str
+    base: str  # with the global build arguments' defaults filled in: what a plain `docker build` uses
     instructions: list[tuple[str, str]] = field(default_factory=list)  # (INSTRUCTION, arguments)
+    written_base: str = ""  # the FROM argument as written, e.g. ``${PYTHON_IMAGE}``
 
     def args(self, instruction: str) -> list[str]:
         return [a for i, a in self.instructions if i == instruction]
 
 
+def global_args(text: str | None = None) -> dict[str, str]:
+    """The build arguments declared before the first FROM, with their defaults (the only ones FROM can use)."""
+    defaults: dict[str, str] = {}
+    for line in (DOCKERFILE.read_text() if text is None else text).splitlines():
+        words = line.split(maxsplit=1)
+        if words and words[0].upper() == "FROM":
+            break
+        if len(words) == 2 and words[0].upper() == "ARG":
+            name, _, default = words[1].strip().partition("=")
+            defaults[name] = default
+    return defaults
+
+
 def dockerfile_stages(text: str | None = None) -> dict[str, Stage]:
-    """The Dockerfile's stages by name (unnamed stages by index), line continuations joined, comments dropped."""
+    """The Dockerfile's stages by name (unnamed stages by index), line continuations joined, comments dropped;
+    each stage's base with the global build arguments' defaults substituted."""
     text = DOCKERFILE.read_text() if text is None else text
+    defaults = global_args(text)
     logical: list[str] = []
     current = ""
     for raw in text.splitlines():
@@ -199,7 +227,8 @@ def dockerfile_stages(text: str | None = None) -> dict[str, Stage]:
             parts = arguments.split()
             parts = [p for p in parts if not p.startswith("--platform")]
             name = parts[2] if len(parts) >= 3 and parts[1].upper() == "AS" else str(len(stages))
-            stage = Stage(name=name, base=parts[0])
+            base = re.sub(r"\$\{(\w+)\}|\$(\w+)", lambda m: defaults.get(m[1] or m[2], m[0]), parts[0])
+            stage = Stage(name=name, base=base, written_base=parts[0])
             stages[name] = stage
         elif stage is not None:
             stage.instructions.append((instruction, arguments.strip()))
@@ -271,3 +300,16 @@ def server_routes() -> set[str]:
     OpenAPI schema, since FastAPI keeps included routers as opaque objects in ``app.routes``)."""
     app, _ = build_app({"XSTILTS_REPOSITORY": str(ROOT / "deploy" / "models")})
     return ({getattr(route, "path", "") for route in app.routes} | set(app.openapi()["paths"])) - {""}
+
+
+def exported_series() -> dict[str, str]:
+    """Series name -> type, from the server's own metrics registry (which must hold the contract's metrics)."""
+    from xstilts.serve.http.metrics import Metrics
+
+    families = {}
+    for family in Metrics().registry.collect():
+        name = family.name + ("_total" if family.type == "counter" else "")
+        families[name] = family.type
+    missing = CONTRACT_METRICS.items() - families.items()
+    assert not missing, f"the server does not export these contract metrics (name, type): {sorted(missing)}"
+    return {name + suffix: kind for name, kind in families.items() for suffix in SUFFIXES[kind]}

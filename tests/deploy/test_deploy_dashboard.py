@@ -7,10 +7,8 @@ import re
 
 import pytest
 
-from tests.deploy.support import CONTRACT_METRICS, DASHBOARD
-from xstilts.serve.http.metrics import Metrics
+from tests.deploy.support import DASHBOARD, exported_series
 
-SUFFIXES = {"counter": ("",), "gauge": ("",), "histogram": ("_bucket", "_sum", "_count")}
 PROMQL_WORDS = {
     "sum",
     "rate",
@@ -41,17 +39,6 @@ PROMQL_WORDS = {
 @pytest.fixture(scope="module")
 def dashboard() -> dict:
     return json.loads(DASHBOARD.read_text())
-
-
-def exported_series() -> dict[str, str]:
-    """Series name -> type, from the server's own metrics registry (which must hold the contract's metrics)."""
-    families = {}
-    for family in Metrics().registry.collect():
-        name = family.name + ("_total" if family.type == "counter" else "")
-        families[name] = family.type
-    missing = CONTRACT_METRICS.items() - families.items()
-    assert not missing, f"the server does not export these contract metrics (name, type): {sorted(missing)}"
-    return {name + suffix: kind for name, kind in families.items() for suffix in SUFFIXES[kind]}
 
 
 def panels(dashboard: dict) -> list[dict]:
