@@ -24,6 +24,7 @@ from xstilts.contracts.kinds import TaskKind
 from xstilts.contracts.providers import TENSORRT, uses_gpu
 from xstilts.errors import XstiltsError
 from xstilts.serve.core.encoder import TextEncoder
+from xstilts.serve.core.integrity import verify_bundle
 from xstilts.serve.core.providers import plan_for, session_providers, verify
 from xstilts.serve.core.repository import PlannedModel
 from xstilts.serve.core.spans import SpanReader
@@ -155,7 +156,8 @@ class LoadedModel:
 
 
 def load_model(planned: PlannedModel, settings: Settings) -> LoadedModel:
-    """Create the session with the planned providers, verify the one that runs, build the encoder, warm up."""
+    """Check the bundle's files against bundle.json (``verify_bundles``), create the session with the planned
+    providers, verify the one that runs, build the encoder, warm up."""
     import onnxruntime as ort
 
     from xstilts.paths import cache_dir
@@ -163,6 +165,11 @@ def load_model(planned: PlannedModel, settings: Settings) -> LoadedModel:
     start = time.perf_counter()
     manifest = planned.manifest
     where = f"{planned.name}/{planned.variant}"
+    if settings.verify_bundles:
+        try:
+            verify_bundle(planned.folder, manifest)
+        except XstiltsError as exc:
+            raise type(exc)(f"{where}: {exc}") from None
     plan = planned.providers or plan_for(settings)
     trt_cache = cache_dir() / "tensorrt" / planned.name / planned.variant
     providers = session_providers(plan, manifest.execution, planned.folder, trt_cache)

@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from typing_extensions import TypeAliasType
 
 PLATFORM = "onnx_onnxv1"
-EXTENSIONS = ["binary_tensor_data"]
+EXTENSIONS = ["binary_tensor_data", "model_repository"]
 HEADER_LENGTH = "Inference-Header-Content-Length"
 
 ParameterValue = Union[str, bool, int, float]  # noqa: UP007 - pydantic needs the runtime union
