@@ -20,6 +20,16 @@ from xstilts.contracts.bundle import MODEL_FILE, load_manifest
 from xstilts.serve.core.integrity import BundleMismatch, verify_bundle
 
 
+def get(url: str, **kwargs) -> httpx.Response:
+    """``httpx.get`` with a timeout that a busy machine's model loads fit in."""
+    return httpx.get(url, **{"timeout": 60, **kwargs})
+
+
+def post(url: str, **kwargs) -> httpx.Response:
+    """``httpx.post`` with a timeout that a busy machine's model loads fit in."""
+    return httpx.post(url, **{"timeout": 60, **kwargs})
+
+
 def flip_middle(path: Path, count: int = 64) -> None:
     """Invert ``count`` bytes in the middle of ``path``: same size, different content."""
     data = bytearray(path.read_bytes())
@@ -85,7 +95,7 @@ def test_flipped_bytes_in_the_middle_never_serve(repository: Path, tmp_path: Pat
 
         def models() -> dict | None:
             try:
-                listed = {m["name"]: m for m in httpx.get(f"{url}/v1/models").json()["models"]}
+                listed = {m["name"]: m for m in get(f"{url}/v1/models").json()["models"]}
             except httpx.TransportError:
                 return None
             done = all(m["state"] != "loading" for m in listed.values())
@@ -97,14 +107,14 @@ def test_flipped_bytes_in_the_middle_never_serve(repository: Path, tmp_path: Pat
         assert "model.onnx has sha256" in xnli["error"] and "changed after export" in xnli["error"]
         assert listed["tiny-xcopa"]["state"] == "ready"
 
-        ready = httpx.get(f"{url}/readyz")
+        ready = get(f"{url}/readyz")
         assert ready.status_code == 503 and "model.onnx has sha256" in ready.json()["error"]
-        predict = httpx.post(f"{url}/v1/models/tiny-xnli/predict", json={"inputs": ["Hallo."]})
+        predict = post(f"{url}/v1/models/tiny-xnli/predict", json={"inputs": ["Hallo."]})
         assert predict.status_code == 503 and predict.json()["error_type"] == "unavailable"
         assert "model.onnx has sha256" in predict.json()["error"]
-        assert httpx.get(f"{url}/v2/models/tiny-xnli/ready").status_code == 503
+        assert get(f"{url}/v2/models/tiny-xnli/ready").status_code == 503
 
-        index = {(e["name"], e["version"]): e for e in httpx.post(f"{url}/v2/repository/index").json()}
+        index = {(e["name"], e["version"]): e for e in post(f"{url}/v2/repository/index").json()}
         entry = index[("tiny-xnli", "fp32")]
         assert entry["state"] == "UNAVAILABLE" and "model.onnx has sha256" in entry["reason"]
         assert index[("tiny-xcopa", "fp32")]["state"] == "READY"
@@ -123,7 +133,7 @@ def test_without_verification_the_same_bundle_serves(repository: Path, tmp_path:
     env = {"XSTILTS_VERIFY_BUNDLES": "false"}
     server = ServerProcess(broken, tmp_path / "server.log", env).start()
     try:
-        answer = httpx.post(f"{server.url}/v1/models/tiny-xnli/predict", json={"inputs": ["Hallo."]}, timeout=60)
+        answer = post(f"{server.url}/v1/models/tiny-xnli/predict", json={"inputs": ["Hallo."]}, timeout=60)
         assert answer.status_code == 200, answer.text
     finally:
         assert server.stop() == 0, server.logs()

@@ -15,26 +15,27 @@ import httpx
 import pytest
 
 from tests.serve.conftest import ServerProcess, metric_samples, metric_total
-from tests.serve.test_integrity import flip_middle, wait_for
+from tests.serve.test_integrity import flip_middle, get, post, wait_for
 from xstilts.contracts.bundle import MODEL_FILE
 
 KEY = "repository-test-key"
 AUTH = {"Authorization": f"Bearer {KEY}"}
 PAIR = {"inputs": [{"text": "Ein Mann spielt Gitarre.", "text_pair": "Jemand macht Musik."}]}
+CHOICE = {"inputs": [{"premise": "The glass fell.", "choices": ["It broke.", "It sang."]}]}
 
 
 def index_of(url: str, body: dict | None = None) -> dict[tuple[str, str], dict]:
-    response = httpx.post(f"{url}/v2/repository/index", json=body, headers=AUTH, timeout=30)
+    response = post(f"{url}/v2/repository/index", json=body, headers=AUTH, timeout=30)
     assert response.status_code == 200, response.text
     return {(e["name"], e["version"]): e for e in response.json()}
 
 
 def load(url: str, name: str, body: dict | None = None) -> httpx.Response:
-    return httpx.post(f"{url}/v2/repository/models/{name}/load", json=body, headers=AUTH, timeout=120)
+    return post(f"{url}/v2/repository/models/{name}/load", json=body, headers=AUTH, timeout=120)
 
 
 def served_variant(url: str, name: str) -> str:
-    return httpx.get(f"{url}/v1/models/{name}", headers=AUTH).json()["variant"]
+    return get(f"{url}/v1/models/{name}", headers=AUTH).json()["variant"]
 
 
 @pytest.fixture(scope="module")
@@ -59,18 +60,18 @@ def test_the_index_lists_every_folder_and_variant(explicit) -> None:
                                             "reason": "not loaded"}  # fmt: skip
     assert index[("tiny-xcopa", "fp32")]["state"] == "UNAVAILABLE"
     assert set(index_of(server.url, {"ready": True})) == {("tiny-xnli", "fp32")}
-    empty = httpx.post(f"{server.url}/v2/repository/index", headers=AUTH)  # Triton's clients send no body
+    empty = post(f"{server.url}/v2/repository/index", headers=AUTH)  # Triton's clients send no body
     assert empty.status_code == 200 and len(empty.json()) == 3
-    extensions = httpx.get(f"{server.url}/v2", headers=AUTH).json()["extensions"]
+    extensions = get(f"{server.url}/v2", headers=AUTH).json()["extensions"]
     assert "model_repository" in extensions
 
 
 def test_the_api_key_guards_the_repository_api(explicit) -> None:
     server, _ = explicit
     for path in ("/v2/repository/index", "/v2/repository/models/tiny-xcopa/load", "/v2/repository/models/x/unload"):
-        response = httpx.post(server.url + path, headers={"Authorization": "Bearer wrong"})
+        response = post(server.url + path, headers={"Authorization": "Bearer wrong"})
         assert response.status_code == 401 and response.json()["error_type"] == "unauthorized", path
-    assert httpx.get(f"{server.url}/v1/models/tiny-xcopa", headers=AUTH).status_code == 404  # nothing loaded
+    assert get(f"{server.url}/v1/models/tiny-xcopa", headers=AUTH).status_code == 404  # nothing loaded
 
 
 @pytest.mark.parametrize(
@@ -89,9 +90,9 @@ def test_bad_requests_get_clear_errors(explicit, path, body, status, kind, messa
     server, _ = explicit
     url = f"{server.url}/v2/repository{path}"
     if isinstance(body, str):
-        response = httpx.post(url, content=body, headers={**AUTH, "content-type": "application/json"})
+        response = post(url, content=body, headers={**AUTH, "content-type": "application/json"})
     else:
-        response = httpx.post(url, json=body, headers=AUTH)
+        response = post(url, json=body, headers=AUTH)
     assert response.status_code == status, response.text
     assert response.json()["error_type"] == kind and message in response.json()["error"], response.text
 
@@ -107,11 +108,7 @@ def test_tritonclient_loads_switches_and_unloads(explicit) -> None:
 
     triton.load_model("tiny-xcopa", headers=AUTH)
     assert triton.is_model_ready("tiny-xcopa", headers=AUTH) and triton.is_server_ready(headers=AUTH)
-    answer = httpx.post(
-        f"{server.url}/v1/models/tiny-xcopa/predict",
-        json={"inputs": [{"premise": "The glass fell.", "choices": ["It broke.", "It sang."]}]},
-        headers=AUTH,
-    )
+    answer = post(f"{server.url}/v1/models/tiny-xcopa/predict", json=CHOICE, headers=AUTH)
     assert answer.status_code == 200, answer.text
 
     # curl's way: name the variant; the model switches, and so does what the metrics say is loaded
@@ -119,14 +116,14 @@ def test_tritonclient_loads_switches_and_unloads(explicit) -> None:
     assert switched.status_code == 200, switched.text
     assert switched.json() == {"name": "tiny-xnli", "version": "int8", "state": "READY", "reason": ""}
     assert served_variant(server.url, "tiny-xnli") == "int8"
-    reply = httpx.post(f"{server.url}/v1/models/tiny-xnli/predict", json=PAIR, headers=AUTH).json()
+    reply = post(f"{server.url}/v1/models/tiny-xnli/predict", json=PAIR, headers=AUTH).json()
     assert reply["variant"] == "int8"
-    info = metric_samples(httpx.get(f"{server.url}/metrics").text, "xstilts_model_info")
+    info = metric_samples(get(f"{server.url}/metrics").text, "xstilts_model_info")
     assert sorted(dict(labels)["variant"] for labels in info if dict(labels)["model"] == "tiny-xnli") == ["int8"]
 
     triton.unload_model("tiny-xcopa", headers=AUTH)
     assert not triton.is_model_ready("tiny-xcopa", headers=AUTH)
-    gone = httpx.post(f"{server.url}/v1/models/tiny-xcopa/predict", json=PAIR, headers=AUTH)
+    gone = post(f"{server.url}/v1/models/tiny-xcopa/predict", json=CHOICE, headers=AUTH)
     assert gone.status_code == 503 and "unloaded" in gone.json()["error"]
     assert triton.is_server_ready(headers=AUTH), "an unloaded model does not make the server unready"
     index = {(e["name"], e["version"]): e for e in triton.get_model_repository_index(headers=AUTH)}
@@ -134,7 +131,7 @@ def test_tritonclient_loads_switches_and_unloads(explicit) -> None:
         "UNAVAILABLE",
         "unloaded",
     )
-    info = metric_samples(httpx.get(f"{server.url}/metrics").text, "xstilts_model_info")
+    info = metric_samples(get(f"{server.url}/metrics").text, "xstilts_model_info")
     assert all(dict(labels)["model"] != "tiny-xcopa" for labels in info)
     with pytest.raises(InferenceServerException, match="no model 'nope'"):
         triton.load_model("nope", headers=AUTH)
@@ -154,13 +151,13 @@ def test_a_failed_load_leaves_the_old_model_serving(explicit) -> None:
         assert failed.status_code == 503 and failed.json()["error_type"] == "unavailable"
         assert "model.onnx has sha256" in failed.json()["error"]
         assert "tiny-xnli/fp32 still serves" in failed.json()["error"]
-        answer = httpx.post(f"{server.url}/v1/models/tiny-xnli/predict", json=PAIR, headers=AUTH)
+        answer = post(f"{server.url}/v1/models/tiny-xnli/predict", json=PAIR, headers=AUTH)
         assert answer.status_code == 200 and answer.json()["variant"] == "fp32"
         index = index_of(server.url)
         assert index[("tiny-xnli", "fp32")]["state"] == "READY"
         int8 = index[("tiny-xnli", "int8")]
         assert int8["state"] == "UNAVAILABLE" and "model.onnx has sha256" in int8["reason"]
-        assert httpx.get(f"{server.url}/readyz").status_code == 200
+        assert get(f"{server.url}/readyz").status_code == 200
     finally:
         model.write_bytes(original)
     assert load(server.url, "tiny-xnli", {"parameters": {"variant": "int8"}}).status_code == 200
@@ -170,7 +167,7 @@ def test_a_failed_load_leaves_the_old_model_serving(explicit) -> None:
 
 async def hammer(url: str, until: asyncio.Event, results: list[tuple[int, str, float]], clients: int = 8) -> None:
     """``clients`` keep-alive clients posting one pair after another until ``until`` is set, adding (status,
-    variant or error, time sent) to ``results`` per request."""
+    variant or error, time answered) to ``results`` per request."""
 
     async def client(index: int) -> None:
         async with httpx.AsyncClient(base_url=url, headers=AUTH, timeout=120) as http:
@@ -178,18 +175,17 @@ async def hammer(url: str, until: asyncio.Event, results: list[tuple[int, str, f
             while not until.is_set():
                 n += 1
                 body = {"inputs": [{"text": f"{index}-{n} A man plays a guitar.", "text_pair": "Music."}]}
-                sent = time.monotonic()
                 response = await http.post("/v1/models/tiny-xnli/predict", json=body)
                 data = response.json()
-                results.append((response.status_code, data.get("variant") or data.get("error", ""), sent))
+                results.append((response.status_code, data.get("variant") or data.get("error", ""), time.monotonic()))
 
     await asyncio.gather(*(client(i) for i in range(clients)))
 
 
 def test_reloads_under_load_fail_no_request_and_unload_loses_none(explicit) -> None:
     """Eight clients posting without pause while the model switches variants four times: every request gets 200,
-    answered by the old or the new model; then an unload under the same load: 200 until it, 503 after, nothing
-    else (no reset, no 500); the in-flight and queue gauges come back to 0."""
+    answered by the old or the new model; then an unload under the same load: 200 before it, 503 (unloaded) after,
+    nothing else (no reset, no 500); the in-flight and queue gauges come back to 0."""
     server, _ = explicit
     assert load(server.url, "tiny-xnli", {"parameters": {"variant": "fp32"}}).status_code == 200
 
@@ -225,7 +221,7 @@ def test_reloads_under_load_fail_no_request_and_unload_loses_none(explicit) -> N
     assert {variant for status, variant, _ in before if status == 200} == {"fp32", "int8"}
     assert all("unloaded" in answer for status, answer, _ in results if status == 503)
     assert len(before) > 40, f"only {len(before)} requests were sent while reloading"
-    metrics = httpx.get(f"{server.url}/metrics").text
+    metrics = get(f"{server.url}/metrics").text
     assert metric_total(metrics, "xstilts_requests_in_flight", model="tiny-xnli") == 0
     assert metric_total(metrics, "xstilts_queue_depth", model="tiny-xnli") == 0
     assert metric_total(metrics, "xstilts_requests_total", model="tiny-xnli", status="500") == 0
@@ -234,10 +230,10 @@ def test_reloads_under_load_fail_no_request_and_unload_loses_none(explicit) -> N
 
 def test_model_control_none_refuses_load_and_unload(server: ServerProcess) -> None:
     for action in ("load", "unload"):
-        response = httpx.post(f"{server.url}/v2/repository/models/tiny-xnli/{action}")
+        response = post(f"{server.url}/v2/repository/models/tiny-xnli/{action}")
         assert response.status_code == 409 and response.json()["error_type"] == "conflict"
         assert "--model-control explicit" in response.json()["error"]
-    index = httpx.post(f"{server.url}/v2/repository/index").json()
+    index = post(f"{server.url}/v2/repository/index").json()
     assert {(e["name"], e["version"], e["state"]) for e in index} >= {("tiny-xnli", "int8", "READY")}
 
 
@@ -259,13 +255,13 @@ def test_poll_loads_new_bundles_and_reloads_changed_ones(repository: Path, tmp_p
         url = server.url
 
         def state(name: str) -> tuple[str, str] | None:
-            entry = next((e for e in httpx.post(f"{url}/v2/repository/index").json() if e["name"] == name), None)
+            entry = next((e for e in post(f"{url}/v2/repository/index").json() if e["name"] == name), None)
             return (entry["state"], entry["reason"]) if entry else None
 
         (copy / "tiny-xcopa").mkdir()
         replace_folder(repository / "tiny-xcopa" / "fp32", copy / "tiny-xcopa" / "fp32")
         wait_for(lambda: state("tiny-xcopa") == ("READY", ""), "the new model to load")
-        assert httpx.get(f"{url}/readyz").status_code == 200
+        assert get(f"{url}/readyz").status_code == 200
 
         replace_folder(repository / "tiny-xnli" / "fp32", copy / "tiny-xnli" / "fp32")  # a re-export
         wait_for(lambda: "loaded tiny-xnli/fp32, replacing tiny-xnli/fp32" in server.logs(), "the reload")
@@ -276,10 +272,7 @@ def test_poll_loads_new_bundles_and_reloads_changed_ones(repository: Path, tmp_p
         replace_folder(corrupt, copy / "tiny-xcopa" / "fp32")
         reason = wait_for(lambda: (s := state("tiny-xcopa")) and s[1] and s, "the failed reload")
         assert reason[0] == "READY" and "a reload failed" in reason[1] and "model.onnx has sha256" in reason[1]
-        answer = httpx.post(
-            f"{url}/v1/models/tiny-xcopa/predict",
-            json={"inputs": [{"premise": "The glass fell.", "choices": ["It broke.", "It sang."]}]},
-        )
+        answer = post(f"{url}/v1/models/tiny-xcopa/predict", json=CHOICE)
         assert answer.status_code == 200, "the old model serves on"
         assert server.logs().count("cannot load tiny-xcopa/fp32") == 1, "a failed bundle is tried once per change"
     finally:

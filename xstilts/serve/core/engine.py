@@ -27,7 +27,9 @@ from xstilts.serve.core.encoder import TextEncoder
 from xstilts.serve.core.integrity import verify_bundle
 from xstilts.serve.core.providers import plan_for, session_providers, verify
 from xstilts.serve.core.repository import PlannedModel
+from xstilts.serve.core.shared import shared
 from xstilts.serve.core.spans import SpanReader
+from xstilts.serve.core.tagging import Tagger
 from xstilts.serve.settings import Settings
 
 log = logging.getLogger("xstilts.serve")
@@ -138,8 +140,8 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 @dataclass
 class LoadedModel:
     """A bundle ready to serve: manifest, encoder, engine, the provider that really runs it, ``max_batch``, the
-    largest batch that provider takes (a TensorRT profile's; None: no limit of its own), and for an extractive QA
-    model its windows and answer picking (``spans``)."""
+    largest batch that provider takes (a TensorRT profile's; None: no limit of its own), for an extractive QA
+    model its windows and answer picking (``spans``), and for a tagging model its word windows (``tagger``)."""
 
     name: str
     folder: Path
@@ -149,6 +151,7 @@ class LoadedModel:
     load_seconds: float = 0.0
     max_batch: int | None = None
     spans: SpanReader | None = None
+    tagger: Tagger | None = None
 
     @property
     def provider(self) -> str:
@@ -184,8 +187,21 @@ def load_model(planned: PlannedModel, settings: Settings) -> LoadedModel:
         raise XstiltsError(f"{where}: onnxruntime cannot load the model: {exc}") from None
     provider = verify(session.get_providers(), plan, settings.require_gpu, where)
     io_binding = settings.io_binding == "on" or (settings.io_binding == "auto" and uses_gpu(provider))
-    encoder = TextEncoder(planned.folder / TOKENIZER_FILE, manifest.max_length)
-    spans = SpanReader(planned.folder / TOKENIZER_FILE, manifest) if manifest.kind is TaskKind.SPAN_QA else None
+    tokenizer = planned.folder / TOKENIZER_FILE
+    encoder = shared(tokenizer, ("encoder", manifest.max_length), lambda: TextEncoder(tokenizer, manifest.max_length))
+    spans: SpanReader | None = None
+    if manifest.kind is TaskKind.SPAN_QA:
+        spans = shared(
+            tokenizer, ("spans", manifest.max_length, manifest.span_qa), lambda: SpanReader(tokenizer, manifest)
+        )
+    tagger: Tagger | None = None
+    if manifest.kind is TaskKind.TOKEN_CLASSIFICATION:
+        labels = manifest.labels
+        tagger = shared(
+            tokenizer,
+            ("tagger", manifest.max_length, tuple(labels)),
+            lambda: Tagger(encoder.tokenizer, manifest.max_length, labels),
+        )
     engine = OnnxEngine(session, manifest, encoder.pad_id, provider, io_binding)
     profile = manifest.tensorrt_profile
     max_batch = profile.max_batch if provider == TENSORRT and profile is not None else None
@@ -201,4 +217,4 @@ def load_model(planned: PlannedModel, settings: Settings) -> LoadedModel:
         " with IO binding" if io_binding else "",
         seconds,
     )
-    return LoadedModel(planned.name, planned.folder, manifest, encoder, engine, seconds, max_batch, spans)
+    return LoadedModel(planned.name, planned.folder, manifest, encoder, engine, seconds, max_batch, spans, tagger)

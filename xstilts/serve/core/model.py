@@ -139,8 +139,7 @@ class ServedModel:
     def start(self, loaded: LoadedModel, limits: BatchLimits) -> None:
         """Serve ``loaded`` with a batcher within ``limits`` (on the event loop)."""
         self.loaded = loaded
-        if self.tagging:
-            self.tagger = Tagger(loaded.encoder.tokenizer, self.manifest.max_length, self.manifest.labels)
+        self.tagger = loaded.tagger  # built with the session, off the event loop (it copies the tokenizer)
         self.batcher = Batcher(loaded.engine, self.name, limits, self.observer, self.multiple_choice)
         self.batcher.start()
         self.status = ModelStatus.READY

@@ -143,24 +143,27 @@ class ServerState:
         """Load every model in turn, off the event loop. With ``model_control`` none the first failure is fatal;
         otherwise a model that cannot load is failed (its reason in /v1/models and the repository index) and the
         others load. With poll, the repository is then watched until the server stops."""
-        for model in self.models.values():
-            try:
-                await self.start_model(model)
-            except asyncio.CancelledError:
-                model.status = ModelStatus.STOPPED
-                raise
-            except Exception as exc:
-                message = f"cannot serve {model.name}/{model.variant}: {exc}"
-                log.error("%s", message)
-                model.fail(str(exc))
-                self.control.failed(model.name, model.variant, str(exc))
-                if self.settings.model_control == "none":
-                    self.fatal = message
-                    self._update_ready()
-                    if self.on_fatal is not None:
-                        self.on_fatal(message)
-                    return
-            self.announce(model)
+        for model in list(self.models.values()):
+            async with self.control.lock:  # a load through the API meanwhile waits, or has replaced this model
+                if self.models.get(model.name) is not model or model.status is not ModelStatus.LOADING:
+                    continue
+                try:
+                    await self.start_model(model)
+                except asyncio.CancelledError:
+                    model.status = ModelStatus.STOPPED
+                    raise
+                except Exception as exc:
+                    message = f"cannot serve {model.name}/{model.variant}: {exc}"
+                    log.error("%s", message)
+                    model.fail(str(exc))
+                    self.control.failed(model.name, model.variant, str(exc))
+                    if self.settings.model_control == "none":
+                        self.fatal = message
+                        self._update_ready()
+                        if self.on_fatal is not None:
+                            self.on_fatal(message)
+                        return
+                self.announce(model)
         ready = [f"{m.name}/{m.variant}" for m in self.models.values() if m.ready]
         if ready:
             log.info("ready: %s", ", ".join(ready))

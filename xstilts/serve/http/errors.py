@@ -18,7 +18,7 @@ from xstilts.serve.http.bodies import json_response
 STATUSES: dict[ErrorKind, tuple[int, str]] = {
     ErrorKind.BAD_REQUEST: (400, "malformed request: not JSON, not UTF-8, or a broken binary tensor"),
     ErrorKind.UNAUTHORIZED: (401, "API key missing or wrong (only when a key is configured)"),
-    ErrorKind.NOT_FOUND: (404, "no such model (or route)"),
+    ErrorKind.NOT_FOUND: (404, "no such model or variant (or route)"),
     ErrorKind.METHOD_NOT_ALLOWED: (405, "the route does not take that method"),
     ErrorKind.CONFLICT: (
         409,
