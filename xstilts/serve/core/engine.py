@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -29,8 +29,10 @@ from xstilts.serve.core.providers import plan_for, session_providers, verify
 from xstilts.serve.core.repository import PlannedModel
 from xstilts.serve.core.shared import shared
 from xstilts.serve.core.spans import SpanReader
-from xstilts.serve.core.tagging import Tagger
 from xstilts.serve.settings import Settings
+
+if TYPE_CHECKING:
+    from xstilts.serve.core.tagging import Tagger
 
 log = logging.getLogger("xstilts.serve")
 
@@ -164,6 +166,7 @@ def load_model(planned: PlannedModel, settings: Settings) -> LoadedModel:
     import onnxruntime as ort
 
     from xstilts.paths import cache_dir
+    from xstilts.serve.core.tagging import Tagger  # it reads logits with this module's softmax
 
     start = time.perf_counter()
     manifest = planned.manifest
