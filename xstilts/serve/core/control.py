@@ -180,7 +180,7 @@ class ModelControl:
         replaced = f", replacing {name}/{old.variant}" if old is not None and old.ready else ""
         log.info("loaded %s/%s%s", name, planned.variant, replaced)
         if old is not None:
-            await self._retire(old)
+            await self._retire(old, replaced=True)
         return new
 
     def _load_failed(self, planned: PlannedModel, reason: str) -> ServeError:
@@ -211,13 +211,13 @@ class ModelControl:
             self.state.models[name] = placeholder
             self.state.announce(placeholder)
             log.info("unloading %s/%s", name, model.variant)
-            await self._retire(model)
+            await self._retire(model, replaced=False)
 
-    async def _retire(self, model: ServedModel) -> None:
+    async def _retire(self, model: ServedModel, replaced: bool) -> None:
         key = (model.name, model.variant)
         self.unloading.add(key)
         try:
-            await model.retire(self.state.settings.drain_seconds)
+            await model.retire(self.state.settings.drain_seconds, replaced)
         finally:
             self.unloading.discard(key)
 

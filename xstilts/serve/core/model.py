@@ -166,10 +166,11 @@ class ServedModel:
             if self.users == 0:
                 self._idle.set()
 
-    async def retire(self, timeout: float) -> None:
+    async def retire(self, timeout: float, replaced: bool) -> None:
         """Stop serving once no request holds the model (waiting at most ``timeout`` seconds, after which what is
-        still queued gets 503): its queue is empty by then, its batcher stops and its session can go."""
-        if self.batcher is not None:
+        still queued gets 503): its queue is empty by then, its batcher stops and its session can go. A model
+        ``replaced`` by a new one leaves the queue depth metric to it; an unloaded one reports its queue to 0."""
+        if self.batcher is not None and replaced:
             self.batcher.observer = WithoutDepth(self.batcher.observer)
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(self._idle.wait(), timeout)
