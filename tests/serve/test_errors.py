@@ -28,6 +28,7 @@ STATUS = {
     ErrorKind.UNAUTHORIZED: 401,
     ErrorKind.NOT_FOUND: 404,
     ErrorKind.METHOD_NOT_ALLOWED: 405,
+    ErrorKind.CONFLICT: 409,
     ErrorKind.TOO_LARGE: 413,
     ErrorKind.VALIDATION: 422,
     ErrorKind.OVERLOADED: 429,
@@ -120,6 +121,7 @@ CASES: dict[ErrorKind, Case] = {
     ErrorKind.UNAUTHORIZED: lambda s, f, r: post(s, headers={"Authorization": "Bearer wrong"}),
     ErrorKind.NOT_FOUND: lambda s, f, r: post(s, path="/v1/models/nope/predict"),
     ErrorKind.METHOD_NOT_ALLOWED: lambda s, f, r: httpx.delete(s.url + "/v1/models", headers=AUTH),
+    ErrorKind.CONFLICT: lambda s, f, r: post(s, None, "/v2/repository/models/tiny-xnli/unload"),  # control none
     ErrorKind.TOO_LARGE: lambda s, f, r: post(s, {"inputs": ["one", "two"]}),
     ErrorKind.VALIDATION: lambda s, f, r: post(s, {"inputs": [""]}),
     ErrorKind.OVERLOADED: lambda s, f, r: overloaded(s, f),

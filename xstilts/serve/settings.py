@@ -82,6 +82,20 @@ class Settings(BaseModel):
         "auto", description="IO binding: auto uses it on GPU providers only"
     )
     warmup: bool = Field(True, description="run each model once before reporting ready")
+    verify_bundles: bool = Field(
+        True,
+        description="check every bundle file's size and sha256 against bundle.json before loading it (reads each "
+        "file once: see the README for the cost)",
+    )
+    model_control: Literal["none", "explicit", "poll"] = Field(
+        "none",
+        description="none: load at start, the repository API's load and unload refused; explicit: also load, "
+        "reload and unload through POST /v2/repository/models/NAME/load and /unload; poll: explicit, and every "
+        "poll_seconds load new models and reload changed bundles",
+    )
+    poll_seconds: float = Field(
+        10.0, gt=0, le=86_400, description="with model_control poll, seconds between looks at the repository"
+    )
     max_body_bytes: int = Field(1_048_576, ge=64, description="largest request body; beyond it: 413")
     max_items: int = Field(64, ge=1, description="most items in one request; beyond it: 413")
     max_windows: int = Field(
@@ -125,7 +139,7 @@ class Settings(BaseModel):
             return [str(v).strip().lower() for v in value if str(v).strip()]
         return value
 
-    @field_validator("log_level", "graph_optimization", "io_binding", "max_padding", mode="before")
+    @field_validator("log_level", "graph_optimization", "io_binding", "max_padding", "model_control", mode="before")
     @classmethod
     def _lower_choice(cls, value: Any) -> Any:
         return value.strip().lower() if isinstance(value, str) else value

@@ -24,8 +24,10 @@ from xstilts.contracts.kinds import TaskKind
 from xstilts.contracts.providers import TENSORRT, uses_gpu
 from xstilts.errors import XstiltsError
 from xstilts.serve.core.encoder import TextEncoder
+from xstilts.serve.core.integrity import verify_bundle
 from xstilts.serve.core.providers import plan_for, session_providers, verify
 from xstilts.serve.core.repository import PlannedModel
+from xstilts.serve.core.shared import shared
 from xstilts.serve.core.spans import SpanReader
 from xstilts.serve.core.tagging import Tagger
 from xstilts.serve.settings import Settings
@@ -152,7 +154,8 @@ class LoadedModel:
 
 
 def load_model(planned: PlannedModel, settings: Settings) -> LoadedModel:
-    """Create the session with the planned providers, verify the one that runs, build the encoder, warm up."""
+    """Check the bundle's files against bundle.json (``verify_bundles``), create the session with the planned
+    providers, verify the one that runs, build the encoder, warm up."""
     import onnxruntime as ort
 
     from xstilts.paths import cache_dir
@@ -160,6 +163,11 @@ def load_model(planned: PlannedModel, settings: Settings) -> LoadedModel:
     start = time.perf_counter()
     manifest = planned.manifest
     where = f"{planned.name}/{planned.variant}"
+    if settings.verify_bundles:
+        try:
+            verify_bundle(planned.folder, manifest)
+        except XstiltsError as exc:
+            raise type(exc)(f"{where}: {exc}") from None
     plan = planned.providers or plan_for(settings)
     trt_cache = cache_dir() / "tensorrt" / planned.name / planned.variant
     providers = session_providers(plan, manifest.execution, planned.folder, trt_cache)
@@ -174,10 +182,21 @@ def load_model(planned: PlannedModel, settings: Settings) -> LoadedModel:
         raise XstiltsError(f"{where}: onnxruntime cannot load the model: {exc}") from None
     provider = verify(session.get_providers(), plan, settings.require_gpu, where)
     io_binding = settings.io_binding == "on" or (settings.io_binding == "auto" and uses_gpu(provider))
-    encoder = TextEncoder(planned.folder / TOKENIZER_FILE, manifest.max_length)
-    spans = SpanReader(planned.folder / TOKENIZER_FILE, manifest) if manifest.kind is TaskKind.SPAN_QA else None
-    tagging = manifest.kind is TaskKind.TOKEN_CLASSIFICATION
-    tagger = Tagger(encoder.tokenizer, manifest.max_length, manifest.labels) if tagging else None
+    tokenizer = planned.folder / TOKENIZER_FILE
+    encoder = shared(tokenizer, ("encoder", manifest.max_length), lambda: TextEncoder(tokenizer, manifest.max_length))
+    spans: SpanReader | None = None
+    if manifest.kind is TaskKind.SPAN_QA:
+        spans = shared(
+            tokenizer, ("spans", manifest.max_length, manifest.span_qa), lambda: SpanReader(tokenizer, manifest)
+        )
+    tagger: Tagger | None = None
+    if manifest.kind is TaskKind.TOKEN_CLASSIFICATION:
+        labels = manifest.labels
+        tagger = shared(
+            tokenizer,
+            ("tagger", manifest.max_length, tuple(labels)),
+            lambda: Tagger(encoder.tokenizer, manifest.max_length, labels),
+        )
     engine = OnnxEngine(session, manifest, encoder.pad_id, provider, io_binding)
     profile = manifest.tensorrt_profile
     max_batch = profile.max_batch if provider == TENSORRT and profile is not None else None

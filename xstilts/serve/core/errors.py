@@ -17,10 +17,11 @@ class ErrorKind(Name):
     UNAUTHORIZED = "unauthorized"  # the API key is missing or wrong
     NOT_FOUND = "not_found"  # no such model, version or route
     METHOD_NOT_ALLOWED = "method_not_allowed"  # a route asked with the wrong method
+    CONFLICT = "conflict"  # the server's mode refuses the request (model control none: no load or unload)
     TOO_LARGE = "too_large"  # a body or a request beyond the server's limits
     VALIDATION = "validation"  # well-formed but invalid for the model
     OVERLOADED = "overloaded"  # the model's queue is full
-    UNAVAILABLE = "unavailable"  # the model is not ready, or the server is draining
+    UNAVAILABLE = "unavailable"  # the model is not ready, a model cannot be loaded, or the server is draining
     INTERNAL = "internal"  # a bug, logged with its traceback
 
 
@@ -44,6 +45,10 @@ def unauthorized(message: str = "missing or wrong API key: send 'Authorization: 
 
 def not_found(message: str) -> ServeError:
     return ServeError(ErrorKind.NOT_FOUND, message)
+
+
+def conflict(message: str) -> ServeError:
+    return ServeError(ErrorKind.CONFLICT, message)
 
 
 def too_large(message: str) -> ServeError:

@@ -8,13 +8,17 @@ answer spans (:mod:`xstilts.serve.core.spans`); :meth:`ServedModel.tag` takes te
 tagging model's words with their tags (:mod:`xstilts.serve.core.tagging`). All raise
 :class:`~xstilts.serve.core.errors.ServeError` with a kind when the model is not ready, an input is too long, or
 the queue is full.
+
+A model is replaced, never changed: a reload builds a new :class:`ServedModel` beside the old one, and the old one
+retires (:meth:`ServedModel.retire`) once the requests that hold it (:meth:`ServedModel.hold`) have finished.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
@@ -50,12 +54,28 @@ class ModelStatus(Name):
     READY = "ready"
     FAILED = "failed"
     STOPPED = "stopped"
+    UNLOADED = "unloaded"  # through the repository API: loadable again
 
 
 class ModelObserver(BatchObserver, Protocol):
     """A model's metric hooks: its batcher's, and the time each request's tokenization takes."""
 
     def tokenized(self, seconds: float) -> None: ...
+
+
+class WithoutDepth:
+    """A retiring batcher's hooks: its batches still count, but the queue depth is its successor's to report."""
+
+    def __init__(self, observer: BatchObserver) -> None:
+        self.observer = observer
+
+    def queue_depth(self, items: int) -> None: ...
+
+    def queued(self, seconds: float) -> None:
+        self.observer.queued(seconds)
+
+    def batch(self, items: int, tokens: int, seconds: float) -> None:
+        self.observer.batch(items, tokens, seconds)
 
 
 @dataclass
@@ -91,6 +111,9 @@ class ServedModel:
         self.loaded: LoadedModel | None = None
         self.batcher: Batcher | None = None
         self.observer: ModelObserver = NoObserver()
+        self.users = 0  # requests holding this model (see hold)
+        self._idle = asyncio.Event()
+        self._idle.set()
 
     @property
     def ready(self) -> bool:
@@ -130,9 +153,36 @@ class ServedModel:
         if self.status in (ModelStatus.READY, ModelStatus.LOADING):
             self.status = ModelStatus.STOPPED
 
+    @contextlib.contextmanager
+    def hold(self) -> Iterator[ServedModel]:
+        """Keep this model serving while the block runs: a reload or unload retires it only after every holder
+        has let go, so a request that has the model finishes on it."""
+        self.users += 1
+        self._idle.clear()
+        try:
+            yield self
+        finally:
+            self.users -= 1
+            if self.users == 0:
+                self._idle.set()
+
+    async def retire(self, timeout: float, replaced: bool) -> None:
+        """Stop serving once no request holds the model (waiting at most ``timeout`` seconds, after which what is
+        still queued gets 503): its queue is empty by then, its batcher stops and its session can go. A model
+        ``replaced`` by a new one leaves the queue depth metric to it; an unloaded one reports its queue to 0."""
+        if self.batcher is not None and replaced:
+            self.batcher.observer = WithoutDepth(self.batcher.observer)
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._idle.wait(), timeout)
+        if self.batcher is not None:
+            await self.batcher.close()
+        self.status = ModelStatus.UNLOADED
+
     def check_ready(self) -> None:
         if self.status is ModelStatus.LOADING:
             raise unavailable(f"model {self.name} is still loading", retry_after=LOADING_RETRY_AFTER)
+        if self.status is ModelStatus.UNLOADED:
+            raise unavailable(f"model {self.name} is unloaded: load it again through the repository API")
         if self.status is not ModelStatus.READY:
             raise unavailable(f"model {self.name} is not available ({self.status}: {self.error or 'stopped'})")
 
@@ -168,18 +218,19 @@ class ServedModel:
         self, items: Sequence[Sequence[Segments]], truncate: bool
     ) -> tuple[list[np.ndarray], list[EncodedItem]]:
         """Tokenize, queue and wait for the batch: each item's output rows, and its encoding."""
-        self.check_ready()
-        assert self.loaded is not None
-        encoder = self.loaded.encoder
-        characters = sum(len(a) + len(b or "") for segments in items for a, b in segments)
-        encoded = await self._tokenize(lambda: encoder.encode(items), characters)
-        if not truncate and any(e.truncated for e in encoded):
-            first = next(index for index, e in enumerate(encoded) if e.truncated)
-            raise invalid(
-                f"inputs.{first} is longer than the model's max_length of {self.manifest.max_length} tokens "
-                "(send truncate: true to cut it)"
-            )
-        return await self._submit(encoded), encoded
+        with self.hold():
+            self.check_ready()
+            assert self.loaded is not None
+            encoder = self.loaded.encoder
+            characters = sum(len(a) + len(b or "") for segments in items for a, b in segments)
+            encoded = await self._tokenize(lambda: encoder.encode(items), characters)
+            if not truncate and any(e.truncated for e in encoded):
+                first = next(index for index, e in enumerate(encoded) if e.truncated)
+                raise invalid(
+                    f"inputs.{first} is longer than the model's max_length of {self.manifest.max_length} tokens "
+                    "(send truncate: true to cut it)"
+                )
+            return await self._submit(encoded), encoded
 
     async def infer(self, items: Sequence[Sequence[Segments]], truncate: bool = True) -> Outcome:
         """Each item's logits and probabilities (a classification or multiple-choice model)."""
@@ -219,12 +270,13 @@ class ServedModel:
         """
         if self.manifest.kind is not TaskKind.SPAN_QA:
             raise invalid(f"model {self.name} is a {self.manifest.kind} model: it does not answer questions")
-        self.check_ready()
-        assert self.loaded is not None and self.loaded.spans is not None, "span QA models load their SpanReader"
-        reader = self.loaded.spans
-        windows = await self._tokenize(lambda: reader.windows(pairs), sum(len(q) + len(c) for q, c in pairs))
-        counts = reader.check_windows(windows, len(pairs), max_windows or len(windows))
-        rows = await self._submit(reader.encoded(windows))
+        with self.hold():
+            self.check_ready()
+            assert self.loaded is not None and self.loaded.spans is not None, "span QA models load their SpanReader"
+            reader = self.loaded.spans
+            windows = await self._tokenize(lambda: reader.windows(pairs), sum(len(q) + len(c) for q, c in pairs))
+            counts = reader.check_windows(windows, len(pairs), max_windows or len(windows))
+            rows = await self._submit(reader.encoded(windows))
         answers = reader.answers(pairs, windows, rows, top_k)
         return Spans(answers, counts, sum(len(w.ids) for w in windows))
 
@@ -232,15 +284,16 @@ class ServedModel:
         """Each item's words with their tags (a tagging model), sentences longer than a window split into windows."""
         if not self.tagging:
             raise invalid(f"model {self.name} is a {self.manifest.kind} model: it does not tag words")
-        self.check_ready()
-        assert self.loaded is not None and self.loaded.tagger is not None, "tagging models load their Tagger"
-        tagger = self.loaded.tagger
-        windows = await self._tokenize(lambda: tagger.windows(items), sum(len(item.text) for item in items))
-        rows = tagger.encoded(windows)
-        assert self.batcher is not None
-        if len(rows) > self.batcher.max_queue_size:  # such a request could never be queued: retrying cannot help
-            raise too_large(
-                f"the inputs take {len(rows)} windows of {self.manifest.max_length} tokens, more than the model's "
-                f"queue holds ({self.batcher.max_queue_size}, max_queue_size): send fewer or shorter texts"
-            )
-        return tagger.read(items, windows, await self._submit(rows))
+        with self.hold():
+            self.check_ready()
+            assert self.loaded is not None and self.loaded.tagger is not None, "tagging models load their Tagger"
+            tagger = self.loaded.tagger
+            windows = await self._tokenize(lambda: tagger.windows(items), sum(len(item.text) for item in items))
+            rows = tagger.encoded(windows)
+            assert self.batcher is not None
+            if len(rows) > self.batcher.max_queue_size:  # such a request could never be queued: retrying cannot help
+                raise too_large(
+                    f"the inputs take {len(rows)} windows of {self.manifest.max_length} tokens, more than the "
+                    f"model's queue holds ({self.batcher.max_queue_size}, max_queue_size): send fewer or shorter texts"
+                )
+            return tagger.read(items, windows, await self._submit(rows))

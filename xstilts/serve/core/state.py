@@ -1,20 +1,25 @@
-"""The server's state: its models (loading, ready or failed), readiness and draining.
+"""The server's state: its models (loading, ready, failed or unloaded), readiness and draining.
 
 :func:`build_state` does everything that can be checked before the server listens; :meth:`ServerState.load`
-then loads the models in the background. Metrics are hooks (:class:`StateObserver`), filled by the HTTP layer.
+then loads the models in the background (and, with ``model_control`` poll, goes on watching the repository).
+Loads, reloads and unloads after start are :class:`~xstilts.serve.core.control.ModelControl`'s (``control``).
+Metrics are hooks (:class:`StateObserver`), filled by the HTTP layer.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol
 
+from xstilts.contracts.bundle import list_bundles
 from xstilts.contracts.providers import uses_gpu
 from xstilts.serve.core.batcher import BatchLimits, NoObserver
+from xstilts.serve.core.control import ModelControl
 from xstilts.serve.core.engine import LoadedModel, load_model
 from xstilts.serve.core.errors import not_found, unavailable
 from xstilts.serve.core.model import ModelObserver, ModelStatus, ServedModel
@@ -33,6 +38,7 @@ class StateObserver(Protocol):
     def for_model(self, name: str) -> ModelObserver: ...
     def set_ready(self, ready: bool) -> None: ...
     def model_loaded(self, name: str, variant: str, provider: str, precision: str) -> None: ...
+    def model_unloaded(self, name: str) -> None: ...
 
 
 class NoStateObserver:
@@ -43,10 +49,12 @@ class NoStateObserver:
 
     def set_ready(self, ready: bool) -> None: ...
     def model_loaded(self, name: str, variant: str, provider: str, precision: str) -> None: ...
+    def model_unloaded(self, name: str) -> None: ...
 
 
 class ServerState:
-    """Models, readiness and draining; ``on_fatal`` is called when a model cannot load (the CLI exits then)."""
+    """Models, readiness and draining; ``on_fatal`` is called when a model cannot load at start with
+    ``model_control`` none (the CLI exits then; with explicit or poll the model is failed and the server stays)."""
 
     def __init__(
         self,
@@ -66,6 +74,7 @@ class ServerState:
         self.loader = loader
         self.started = time.time()
         self.observer: StateObserver = NoStateObserver()
+        self.control = ModelControl(self)
 
     def observe(self, observer: StateObserver) -> None:
         """Report to ``observer`` from now on (before loading starts)."""
@@ -76,7 +85,9 @@ class ServerState:
 
     @property
     def ready(self) -> bool:
-        return not self.draining and self.fatal is None and all(m.ready for m in self.models.values())
+        """Not draining, and every model ready (models unloaded through the repository API do not count)."""
+        serving = [m for m in self.models.values() if m.status is not ModelStatus.UNLOADED]
+        return not self.draining and self.fatal is None and all(m.ready for m in serving)
 
     def _update_ready(self) -> None:
         self.observer.set_ready(self.ready)
@@ -86,6 +97,11 @@ class ServerState:
         if model is None:
             raise not_found(f"no model {name!r}; this server has: {', '.join(self.models) or 'none'}")
         return model
+
+    def hold(self, name: str) -> contextlib.AbstractContextManager[ServedModel]:
+        """The model called ``name``, held for the block: a reload switches new requests to the new model at
+        once, while this one finishes on the model it got (see :meth:`ServedModel.hold`)."""
+        return self.get(name).hold()
 
     def check_accepting(self) -> None:
         """Refuse new inference while draining."""
@@ -100,34 +116,59 @@ class ServerState:
             return "draining"
         if self.fatal:
             return self.fatal
+        failed = [f"{m.name}: {m.error}" for m in self.models.values() if m.status is ModelStatus.FAILED]
+        if failed:
+            return f"failed {'; '.join(failed)}"
         loading = [m.name for m in self.models.values() if m.status is ModelStatus.LOADING]
         return f"loading {', '.join(loading)}"
 
+    async def start_model(self, model: ServedModel) -> None:
+        """Load ``model``'s bundle off the event loop (verified, warmed up) and start its batcher; raises what the
+        loader raised, the model's status untouched."""
+        self.control.began(model.planned)
+        loaded = await asyncio.to_thread(self.loader, model.planned, self.settings)
+        limits = BatchLimits.from_settings(self.settings, uses_gpu(loaded.provider), loaded.max_batch)
+        if limits.max_batch_size < self.settings.max_batch_size:
+            log.warning("%s: batches capped at %d items by the TensorRT profile", model.name, limits.max_batch_size)
+        model.start(loaded, limits)
+
+    def announce(self, model: ServedModel) -> None:
+        """Metrics and readiness after ``model`` took its name's place (loaded, failed or unloaded)."""
+        self.observer.model_unloaded(model.name)
+        if model.ready and model.provider is not None:
+            self.observer.model_loaded(model.name, model.variant, model.provider, model.manifest.precision)
+        self._update_ready()
+
     async def load(self) -> None:
-        """Load every model in turn, off the event loop; the first failure is fatal."""
-        for model in self.models.values():
-            try:
-                loaded = await asyncio.to_thread(self.loader, model.planned, self.settings)
-            except asyncio.CancelledError:
-                model.status = ModelStatus.STOPPED
-                raise
-            except Exception as exc:
-                message = f"cannot serve {model.name}/{model.variant}: {exc}"
-                log.error("%s", message)
-                model.fail(str(exc))
-                self.fatal = message
-                self._update_ready()
-                if self.on_fatal is not None:
-                    self.on_fatal(message)
-                return
-            limits = BatchLimits.from_settings(self.settings, uses_gpu(loaded.provider), loaded.max_batch)
-            if limits.max_batch_size < self.settings.max_batch_size:
-                log.warning("%s: batches capped at %d items by the TensorRT profile", model.name, limits.max_batch_size)
-            model.start(loaded, limits)
-            self.observer.model_loaded(model.name, model.variant, loaded.provider, model.manifest.precision)
-            self._update_ready()
-        if self.models:
-            log.info("ready: %s", ", ".join(f"{m.name}/{m.variant}" for m in self.models.values()))
+        """Load every model in turn, off the event loop. With ``model_control`` none the first failure is fatal;
+        otherwise a model that cannot load is failed (its reason in /v1/models and the repository index) and the
+        others load. With poll, the repository is then watched until the server stops."""
+        for model in list(self.models.values()):
+            async with self.control.lock:  # a load through the API meanwhile waits, or has replaced this model
+                if self.models.get(model.name) is not model or model.status is not ModelStatus.LOADING:
+                    continue
+                try:
+                    await self.start_model(model)
+                except asyncio.CancelledError:
+                    model.status = ModelStatus.STOPPED
+                    raise
+                except Exception as exc:
+                    message = f"cannot serve {model.name}/{model.variant}: {exc}"
+                    log.error("%s", message)
+                    model.fail(str(exc))
+                    self.control.failed(model.name, model.variant, str(exc))
+                    if self.settings.model_control == "none":
+                        self.fatal = message
+                        self._update_ready()
+                        if self.on_fatal is not None:
+                            self.on_fatal(message)
+                        return
+                self.announce(model)
+        ready = [f"{m.name}/{m.variant}" for m in self.models.values() if m.ready]
+        if ready:
+            log.info("ready: %s", ", ".join(ready))
+        if self.settings.model_control == "poll":
+            await self.control.poll()
 
     def begin_drain(self) -> None:
         """Readiness false at once, new inference refused; what is in flight goes on."""
@@ -147,7 +188,10 @@ def build_state(settings: Settings) -> ServerState:
     """Everything that can be checked before listening: the key, the providers, the models and their variants.
 
     Raises :class:`~xstilts.errors.XstiltsError` (the CLI exits with 2) on a missing key file, a GPU required in a
-    build without one, a missing model or variant, or a broken manifest.
+    build without one, a missing model or variant, or a broken manifest. With ``model_control`` explicit or poll
+    an empty repository is no error: models can be loaded once their bundles arrive.
     """
     api_key = settings.resolved_api_key()
+    if settings.model_control != "none" and not settings.models and not list_bundles(settings.repository):
+        return ServerState(settings, [], api_key=api_key)
     return ServerState(settings, plan_models(settings), api_key=api_key)

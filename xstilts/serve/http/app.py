@@ -39,8 +39,10 @@ from xstilts.serve.http.openai_api.protocol import EmbeddingsRequest
 from xstilts.serve.http.v1 import routes as v1
 from xstilts.serve.http.v1.protocol import EmbedRequest, PredictRequest
 from xstilts.serve.http.v1.spans import AnswerRequest
+from xstilts.serve.http.v2 import repository
 from xstilts.serve.http.v2 import routes as v2
 from xstilts.serve.http.v2.protocol import InferenceRequest
+from xstilts.serve.http.v2.repository import LoadRequest, RepositoryIndexRequest, UnloadRequest
 
 log = logging.getLogger("xstilts.serve")
 
@@ -68,7 +70,8 @@ def _openapi(app: FastAPI) -> Callable[[], dict[str, Any]]:
             return app.openapi_schema
         schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
         components = schema.setdefault("components", {}).setdefault("schemas", {})
-        for model in (PredictRequest, AnswerRequest, EmbedRequest, EmbeddingsRequest, InferenceRequest):
+        bodies = (PredictRequest, AnswerRequest, EmbedRequest, EmbeddingsRequest, InferenceRequest)
+        for model in (*bodies, RepositoryIndexRequest, LoadRequest, UnloadRequest):
             model_schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
             for name, definition in model_schema.pop("$defs", {}).items():
                 components.setdefault(name, definition)
@@ -206,5 +209,7 @@ def create_app(state: ServerState, tracer: Tracer | None = None) -> FastAPI:
     app.include_router(openai_api.build_router(api_errors, api_auth))
     health_errors = openapi_errors(*health_kinds)
     app.include_router(v2.build_router(api_errors, health_errors, api_auth, open_auth, names, versions))
+    control_errors = {**api_errors, **openapi_errors(ErrorKind.CONFLICT)}
+    app.include_router(repository.build_router(control_errors, api_auth))
     app.openapi = _openapi(app)  # type: ignore[method-assign]
     return app

@@ -20,8 +20,12 @@ from xstilts.serve.http.bodies import json_response
 STATUSES: dict[ErrorKind, tuple[int, str]] = {
     ErrorKind.BAD_REQUEST: (400, "malformed request: not JSON, not UTF-8, or a broken binary tensor"),
     ErrorKind.UNAUTHORIZED: (401, "API key missing or wrong (only when a key is configured)"),
-    ErrorKind.NOT_FOUND: (404, "no such model (or route)"),
+    ErrorKind.NOT_FOUND: (404, "no such model or variant (or route)"),
     ErrorKind.METHOD_NOT_ALLOWED: (405, "the route does not take that method"),
+    ErrorKind.CONFLICT: (
+        409,
+        "the repository API's load or unload while model_control is none (models load at start only)",
+    ),
     ErrorKind.TOO_LARGE: (
         413,
         "body larger than max_body_bytes, more items than max_items, or a QA context of more windows than max_windows",
@@ -34,7 +38,11 @@ STATUSES: dict[ErrorKind, tuple[int, str]] = {
     ),
     ErrorKind.OVERLOADED: (429, "the model's queue is full: retry after the Retry-After seconds"),
     ErrorKind.INTERNAL: (500, "a bug: the server's fault, logged with its traceback"),
-    ErrorKind.UNAVAILABLE: (503, "model not ready yet, or the server is draining for shutdown"),
+    ErrorKind.UNAVAILABLE: (
+        503,
+        "model not ready yet (loading, failed or unloaded), a model load that failed (the reason is in the "
+        "repository index), or the server is draining for shutdown",
+    ),
 }
 
 

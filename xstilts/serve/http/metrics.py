@@ -97,6 +97,7 @@ class Metrics:
         self.model_info = Gauge(
             "xstilts_model_info", "Loaded models (always 1)", ["model", "variant", "provider", "precision"], registry=r
         )
+        self._info: dict[str, tuple[str, str, str, str]] = {}  # each model's model_info labels
         self.ready = Gauge("xstilts_ready", "1 when all models are loaded and the server is not draining", registry=r)
 
     def for_model(self, name: str) -> ModelObserver:
@@ -106,7 +107,15 @@ class Metrics:
         self.ready.set(1 if ready else 0)
 
     def model_loaded(self, name: str, variant: str, provider: str, precision: str) -> None:
-        self.model_info.labels(name, variant, provider, precision).set(1)
+        self.model_unloaded(name)
+        self._info[name] = (name, variant, provider, precision)
+        self.model_info.labels(*self._info[name]).set(1)
+
+    def model_unloaded(self, name: str) -> None:
+        """``name`` serves nothing now (unloaded, or about to be replaced): its ``xstilts_model_info`` goes."""
+        labels = self._info.pop(name, None)
+        if labels is not None:
+            self.model_info.remove(*labels)
 
 
 class ModelObserver:

@@ -56,7 +56,8 @@ async def observed(
     status: int | None = None  # stays None for a request cancelled (a client gone): it is not counted
     try:
         state.check_accepting()
-        result = await handler(state.get(name))
+        with state.hold(name) as model:  # a reload meanwhile: this request finishes on the model it got
+            result = await handler(model)
         status = OK
         return result
     except ServeError as exc:

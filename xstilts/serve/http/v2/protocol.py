@@ -22,7 +22,7 @@ from typing_extensions import TypeAliasType
 
 PLATFORM = "onnx_onnxv1"
 SERVER_NAME = "xstilts"
-EXTENSIONS = ["binary_tensor_data"]
+EXTENSIONS = ["binary_tensor_data", "model_repository"]
 HEADER_LENGTH = "Inference-Header-Content-Length"
 
 ParameterValue = Union[str, bool, int, float]  # noqa: UP007 - pydantic needs the runtime union
