@@ -13,6 +13,7 @@ CODES: dict[ErrorKind, grpc.StatusCode] = {
     ErrorKind.UNAUTHORIZED: grpc.StatusCode.UNAUTHENTICATED,
     ErrorKind.NOT_FOUND: grpc.StatusCode.NOT_FOUND,
     ErrorKind.METHOD_NOT_ALLOWED: grpc.StatusCode.UNIMPLEMENTED,
+    ErrorKind.CONFLICT: grpc.StatusCode.FAILED_PRECONDITION,  # model control none: no load or unload
     # gRPC itself answers a message over the size limit with RESOURCE_EXHAUSTED; too many items or windows alike
     ErrorKind.TOO_LARGE: grpc.StatusCode.RESOURCE_EXHAUSTED,
     ErrorKind.VALIDATION: grpc.StatusCode.INVALID_ARGUMENT,
