@@ -10,6 +10,7 @@ from typing import Any
 from xstilts.contracts.kinds import TaskKind
 from xstilts.errors import XstiltsError
 from xstilts.export.embedding_parity import LANGUAGES
+from xstilts.export.quantize import CALIBRATION_METHODS
 from xstilts.export.variants import VARIANTS
 from xstilts.output import print_json, print_table
 from xstilts.tasks.commands import add_data_dir
@@ -75,7 +76,19 @@ def register(subparsers) -> None:
         help="the serving CPU's instructions for int8 (default: this machine's)",
     )
     build.add_argument("--per-tensor", action="store_true", help="int8 scales per tensor, not per channel")
-    build.add_argument("--calibration-examples", type=int, default=128, help="trt-int8 calibration items")
+    build.add_argument(
+        "--calibration-examples",
+        type=int,
+        default=128,
+        help="calibration items: trt-int8 (English training inputs), int8-static (evaluation items across the "
+        "gated languages, outside the parity sample) (default: 128)",
+    )
+    build.add_argument(
+        "--calibration-method",
+        choices=CALIBRATION_METHODS,
+        default="minmax",
+        help="how int8-static turns calibration activations into ranges (default: minmax)",
+    )
     build.add_argument("--trt-batch", type=_triple, help="TensorRT profile batch MIN,OPT,MAX (default: 1,8,32)")
     build.add_argument(
         "--trt-sequence", type=_triple, help="TensorRT profile length MIN,OPT,MAX (default: 1,128,max length)"
@@ -122,6 +135,7 @@ def _export_checkpoint(args: argparse.Namespace) -> list[Path]:
         args.variants,
         **_shared_options(args),
         calibration_examples=args.calibration_examples,
+        calibration_method=args.calibration_method,
         trt_batch=args.trt_batch,
         trt_sequence=args.trt_sequence,
     )

@@ -23,12 +23,14 @@ from xstilts.contracts.hashing import file_sha256
 from xstilts.contracts.kinds import TaskKind
 from xstilts.contracts.span import SpanSpec
 from xstilts.errors import XstiltsError
+from xstilts.export.calibration import CalibrationSet, evaluation_calibration
 from xstilts.export.embedding_parity import EmbeddingGate
 from xstilts.export.encode import Encoder, complete_feeds, configure_tokenizer
 from xstilts.export.graph import graph_interface
 from xstilts.export.hardware import cpu_int8_target
 from xstilts.export.manifest import write_manifest
 from xstilts.export.parity import Gate, check_tokenizer, make_feeds, reference_logits
+from xstilts.export.quantize import CALIBRATION_METHODS
 from xstilts.export.span_parity import SpanGate
 from xstilts.export.tagging_parity import TaggingReference, tagging_reference
 from xstilts.export.variants import TRT_BATCH, BuildContext, Variant, resolve_variants
@@ -57,6 +59,7 @@ def export_checkpoint(
     int8_target: str | None = None,
     per_channel: bool = True,
     calibration_examples: int = 128,
+    calibration_method: str = "minmax",
     trt_batch: tuple[int, int, int] | None = None,
     trt_sequence: tuple[int, int, int] | None = None,
 ) -> list[Path]:
@@ -65,7 +68,9 @@ def export_checkpoint(
     Every variant is checked against the PyTorch checkpoint on ``parity_examples`` items per language of the
     task's evaluation split; one whose average accuracy drops more than ``max_accuracy_drop`` points is
     rejected, and then nothing is written, unless ``keep_failed`` keeps it, marked. The name folder appears
-    only when complete. The TensorRT profile defaults to batch 1,8,32 and length 1,128,max_length.
+    only when complete. ``calibration_examples`` items calibrate trt-int8 (English training inputs) and
+    int8-static (evaluation items in every gated language outside the parity sample, by ``calibration_method``).
+    The TensorRT profile defaults to batch 1,8,32 and length 1,128,max_length.
     """
     checkpoint, repository = Path(checkpoint), Path(repository)
     info = _load_info(checkpoint)
@@ -77,6 +82,10 @@ def export_checkpoint(
         return export_span_qa(checkpoint, info, repository, name, variants, per_channel=per_channel, **options)
     target = new_bundle_folder(repository, name)
     chosen = resolve_variants(variants)
+    if calibration_method not in CALIBRATION_METHODS:
+        raise XstiltsError(f"unknown calibration method {calibration_method!r}: use {', '.join(CALIBRATION_METHODS)}")
+    if calibration_examples < 1:
+        raise XstiltsError(f"--calibration-examples must be at least 1, got {calibration_examples}")
     profile = TensorRTProfile(
         batch=trt_batch or TRT_BATCH, sequence=trt_sequence or (1, min(128, info.max_length), info.max_length)
     )
@@ -86,6 +95,7 @@ def export_checkpoint(
     with staged_dir(target) as stage:
         work = stage / ".work"
         gate: Gate
+        static_calibration = None
         if TaskKind(info.kind) is TaskKind.TOKEN_CLASSIFICATION:
             tagging = _tagging_reference(checkpoint, info, work, sample_, opset, max_accuracy_drop)
             gate, tokenizer = tagging.gate, tagging.tokenizer
@@ -95,11 +105,14 @@ def export_checkpoint(
             gate = Gate(reference.logits, reference.feeds, sample_, max_accuracy_drop, reference.sequences_checked)
             tokenizer = reference.tokenizer
             calibration = partial(_calibration_feeds, info, data_dir, reference, calibration_examples, seed)
+            static_calibration = partial(_static_calibration, reference, sample_, data_dir, calibration_examples, seed)
         context = BuildContext(
             onnx_dir=work / "onnx",
             int8_target=int8_target or cpu_int8_target(),
             per_channel=per_channel,
             calibration_feeds=calibration,
+            evaluation_calibration=static_calibration,
+            calibration_method=calibration_method,
         )
         writer = VariantWriter(checkpoint, info, name, profile, context, gate, tokenizer, keep_failed)
         write_variants(writer, chosen, stage)
@@ -262,6 +275,16 @@ def _calibration_feeds(
         raise XstiltsError(f"calibration data {task.name}/{split} does not have the checkpoint's kind {info.kind}")
     names = [spec.name for spec in reference.graph_inputs]
     return [complete_feeds(reference.encoder.feeds(examples[i : i + 8]), names) for i in range(0, len(examples), 8)]
+
+
+def _static_calibration(
+    reference: Reference, sample_: EvaluationSample, data_dir: Path, count: int, seed: int
+) -> CalibrationSet:
+    """int8-static's calibration batches: evaluation items of the gated languages, none in the parity sample."""
+    names = [spec.name for spec in reference.graph_inputs]
+    return evaluation_calibration(
+        sample_, data_dir, count, seed, lambda examples: complete_feeds(reference.encoder.feeds(examples), names)
+    )
 
 
 def _checkpoint_facts(checkpoint: Path) -> dict[str, Any]:

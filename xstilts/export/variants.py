@@ -8,12 +8,15 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from xstilts.contracts.providers import CPU, CUDA, TENSORRT
 from xstilts.errors import XstiltsError
+
+if TYPE_CHECKING:
+    from xstilts.export.calibration import CalibrationSet
 
 TRT_BATCH = (1, 8, 32)
 
@@ -26,6 +29,9 @@ class BuildContext:
     int8_target: str
     per_channel: bool
     calibration_feeds: Callable[[], list[dict[str, np.ndarray]]]
+    # static int8's sample: multilingual evaluation texts outside the parity sample (None: this kind has none)
+    evaluation_calibration: Callable[[], CalibrationSet] | None = None
+    calibration_method: str = "minmax"
 
     @property
     def fp32_model(self) -> Path:
@@ -70,6 +76,18 @@ def _int8(context: BuildContext, folder: Path) -> dict[str, Any]:
     return {"quantization": quantize_dynamic(context.onnx_dir, folder, context.int8_target, context.per_channel)}
 
 
+def _int8_static(context: BuildContext, folder: Path) -> dict[str, Any]:
+    from xstilts.export.quantize import quantize_static_qdq
+
+    if context.evaluation_calibration is None:
+        raise XstiltsError("int8-static is built for classification and multiple-choice bundles only")
+    calibration = context.evaluation_calibration()
+    settings = quantize_static_qdq(
+        context.fp32_model, folder, calibration.feeds, context.calibration_method, context.per_channel
+    )
+    return {"quantization": {**settings, "calibration_sample": calibration.description}}
+
+
 def _fp16(context: BuildContext, folder: Path) -> dict[str, Any]:
     from xstilts.export.optimize import convert_fp16
 
@@ -107,6 +125,15 @@ VARIANTS: dict[str, Variant] = {
             "int8",
             _int8,
             (CPU,),
+        ),
+        Variant(
+            "int8-static",
+            "static int8 in QDQ format, activation ranges calibrated once on multilingual evaluation texts: "
+            "answers independent of batch neighbours; runs on CPUs and as explicit int8 on TensorRT",
+            "int8",
+            _int8_static,
+            (CPU, TENSORRT),
+            tensorrt={"trt_fp16_enable": True, "trt_int8_enable": True, **_TRT_COMMON},
         ),
         Variant(
             "fp16",
