@@ -164,11 +164,15 @@ def test_answers_are_the_bundles_own(served: Container, mounted_repository: Path
 
 
 def test_answers_are_those_of_the_server_outside(served: Container, outside: ServerProcess, data_dir: Path) -> None:
-    for path, body in requests_to_compare(data_dir):
+    for index, (path, body) in enumerate(requests_to_compare(data_dir)):
+        headers = {"X-Request-Id": f"compare-{index}"}  # the same id on both sides: error bodies carry it
         if body:
-            inside, there = httpx.post(served.url + path, json=body), httpx.post(outside.url + path, json=body)
+            inside = httpx.post(served.url + path, json=body, headers=headers)
+            there = httpx.post(outside.url + path, json=body, headers=headers)
         else:
-            inside, there = httpx.get(served.url + path), httpx.get(outside.url + path)
+            inside = httpx.get(served.url + path, headers=headers)
+            there = httpx.get(outside.url + path, headers=headers)
+        assert inside.headers["x-request-id"] == there.headers["x-request-id"] == headers["X-Request-Id"]
         assert inside.status_code == there.status_code, f"{path}: {inside.text} against {there.text}"
         same(inside.json(), there.json(), path)
 
