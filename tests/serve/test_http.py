@@ -495,7 +495,8 @@ def test_errors_are_json_with_a_message(
     assert response.status_code == status, response.text
     assert response.headers["content-type"].startswith("application/json")
     error = response.json()
-    assert set(error) == {"error", "error_type"} and message in error["error"], error
+    assert set(error) == {"error", "error_type", "request_id"} and message in error["error"], error
+    assert error["request_id"] == response.headers["x-request-id"], error
     assert error["error_type"] == error_type, error
     assert client.get("/healthz").status_code == 200
 
