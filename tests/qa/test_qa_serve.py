@@ -116,10 +116,13 @@ BAD_V1 = [
 ]
 
 
+ERROR_KEYS = {"error", "error_type", "request_id"}
+
+
 @pytest.mark.parametrize(("body", "status", "kind", "words"), BAD_V1)
 def test_bad_v1_requests(http: httpx.Client, body: dict, status: int, kind: str, words: str) -> None:
     response = http.post(f"/v1/models/{NAME}/predict", json=body)
-    assert (response.status_code, set(response.json())) == (status, {"error", "error_type", "request_id"}), response.text
+    assert (response.status_code, set(response.json())) == (status, ERROR_KEYS), response.text
     assert response.json()["error_type"] == kind and words in response.json()["error"]
 
 
@@ -148,7 +151,7 @@ BAD_V2 = [
 @pytest.mark.parametrize(("inputs", "status", "words"), BAD_V2)
 def test_bad_v2_requests(http: httpx.Client, inputs: list, status: int, words: str) -> None:
     response = http.post(f"/v2/models/{NAME}/infer", json={"inputs": inputs})
-    assert (response.status_code, set(response.json())) == (status, {"error", "error_type", "request_id"}), response.text
+    assert (response.status_code, set(response.json())) == (status, ERROR_KEYS), response.text
     assert words in response.json()["error"]
 
 
